@@ -1,0 +1,1 @@
+"""SWIM + Lifeguard state machine: pure, no I/O (see DESIGN.md)."""

@@ -1,0 +1,48 @@
+"""memberlist v0.2.2 wire format: messages, packet layers, TCP stream framing. Pure, no I/O."""
+
+from __future__ import annotations
+
+from swimpy.wire.constants import MessageType
+from swimpy.wire.errors import NeedMoreData, WireError
+from swimpy.wire.messages import (
+    Ack,
+    Alive,
+    Compress,
+    Dead,
+    Err,
+    IndirectPing,
+    Message,
+    Nack,
+    PacketMessage,
+    Ping,
+    PushNodeState,
+    PushPullHeader,
+    Suspect,
+    UserMsg,
+    UserMsgHeader,
+    decode_message_untrusted,
+    encode_message,
+)
+
+__all__ = [
+    "Ack",
+    "Alive",
+    "Compress",
+    "Dead",
+    "Err",
+    "IndirectPing",
+    "Message",
+    "MessageType",
+    "Nack",
+    "NeedMoreData",
+    "PacketMessage",
+    "Ping",
+    "PushNodeState",
+    "PushPullHeader",
+    "Suspect",
+    "UserMsg",
+    "UserMsgHeader",
+    "WireError",
+    "decode_message_untrusted",
+    "encode_message",
+]
