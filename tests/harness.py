@@ -52,14 +52,31 @@ class Harness:
     _inbound: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
     _next_inbound: int = 1000
 
-    def add(self, name: str, config: Config | None = None, delegate: Delegate | None = None,
-            meta: bytes = b"", **overrides: Any) -> Node:
-        port = 7000 + len(self.by_addr) + 1
+    def add(
+        self,
+        name: str,
+        config: Config | None = None,
+        delegate: Delegate | None = None,
+        meta: bytes = b"",
+        **overrides: Any,
+    ) -> Node:
+        if name in self.nodes:  # restart under the same name and address
+            port = self.nodes[name].advertise[1]
+        else:
+            port = 7000 + len(self.by_addr) + 1
         cfg = (config or lan()).replace(name=name, bind_port=port, **overrides)
         rng = random.Random(f"{self.seed}-{name}-{len(self.by_addr)}")
         nrng = random.Random(f"nonce-{self.seed}-{name}")
-        node = Node(cfg, advertise=("127.0.0.1", port), rng=rng, now=self.now, meta=meta,
-                    delegate=delegate, nonce_source=nrng.randbytes, encode=self.encode)
+        node = Node(
+            cfg,
+            advertise=("127.0.0.1", port),
+            rng=rng,
+            now=self.now,
+            meta=meta,
+            delegate=delegate,
+            nonce_source=nrng.randbytes,
+            encode=self.encode,
+        )
         self.nodes[name] = node
         self.by_addr[("127.0.0.1", port)] = name
         self.crashed.discard(name)
@@ -93,31 +110,44 @@ class Harness:
                 dst = self.by_addr.get(a.dest)
                 if dst is None or self.drop(name, dst):
                     continue
-                self.push(self.now + self.latency, dst,
-                          PacketReceived(node.advertise, a.data, a.messages))
+                self.push(
+                    self.now + self.latency, dst, PacketReceived(node.advertise, a.data, a.messages)
+                )
             elif isinstance(a, OpenStream):
                 dst = self.by_addr.get(a.dest)
                 if dst is None or dst in self.crashed or self.drop(name, dst):
-                    self.push(self.now + min(a.timeout, 0.01), name,
-                              StreamFailed(a.stream_id, "connection refused"))
+                    self.push(
+                        self.now + min(a.timeout, 0.01),
+                        name,
+                        StreamFailed(a.stream_id, "connection refused"),
+                    )
                     continue
                 self._next_inbound += 1
                 sid = self._next_inbound
                 self._inbound[(dst, sid)] = (name, a.stream_id) if a.expect_reply else ("", 0)
-                self.push(self.now + self.latency, dst,
-                          StreamReceived(sid, node.advertise, a.data, None if a.data else a.message))
+                self.push(
+                    self.now + self.latency,
+                    dst,
+                    StreamReceived(sid, node.advertise, a.data, None if a.data else a.message),
+                )
                 if not a.expect_reply:
-                    self.push(self.now + self.latency, name, StreamResponse(a.stream_id, None, None))
+                    self.push(
+                        self.now + self.latency, name, StreamResponse(a.stream_id, None, None)
+                    )
             elif isinstance(a, ReplyStream):
                 dialer, dsid = self._inbound.pop((name, a.stream_id), ("", 0))
                 if dialer:
-                    self.push(self.now + self.latency, dialer,
-                              StreamResponse(dsid, a.data, None if a.data else a.message))
+                    self.push(
+                        self.now + self.latency,
+                        dialer,
+                        StreamResponse(dsid, a.data, None if a.data else a.message),
+                    )
             elif isinstance(a, CloseStream):
                 dialer, dsid = self._inbound.pop((name, a.stream_id), ("", 0))
                 if dialer:
-                    self.push(self.now + self.latency, dialer,
-                              StreamFailed(dsid, "closed without reply"))
+                    self.push(
+                        self.now + self.latency, dialer, StreamFailed(dsid, "closed without reply")
+                    )
 
     def run_until(self, t: float) -> None:
         while self._heap and self._heap[0][0] <= t:

@@ -11,12 +11,32 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "swimpy"
 PURE = [ROOT / "core", ROOT / "wire", ROOT / "profiles.py"]
 FORBIDDEN_MODULES = {
-    "socket", "time", "threading", "asyncio", "trio", "anyio", "selectors", "multiprocessing",
-    "concurrent", "subprocess", "datetime", "secrets",
+    "socket",
+    "time",
+    "threading",
+    "asyncio",
+    "trio",
+    "anyio",
+    "selectors",
+    "multiprocessing",
+    "concurrent",
+    "subprocess",
+    "datetime",
+    "secrets",
 }
 GLOBAL_RANDOM = {
-    "random", "randint", "randrange", "choice", "choices", "shuffle", "sample", "uniform",
-    "getrandbits", "randbytes", "seed", "gauss",
+    "random",
+    "randint",
+    "randrange",
+    "choice",
+    "choices",
+    "shuffle",
+    "sample",
+    "uniform",
+    "getrandbits",
+    "randbytes",
+    "seed",
+    "gauss",
 }
 
 
@@ -42,9 +62,7 @@ def violations(source: str) -> list[str]:
             if top in FORBIDDEN_MODULES or top == "os":
                 bad.append(f"from {node.module} import ...")
             if top == "random":
-                bad.extend(
-                    f"from random import {a.name}" for a in node.names if a.name != "Random"
-                )
+                bad.extend(f"from random import {a.name}" for a in node.names if a.name != "Random")
         elif (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)

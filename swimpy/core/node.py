@@ -109,6 +109,8 @@ _T_REAP = ("reap",)
 _T_RECONNECT = ("reconnect",)
 _T_REJOIN = ("rejoin",)
 
+#: Most ack handlers (our probe + indirect probes we relay) in flight; more are dropped.
+_MAX_ACK_HANDLERS = 4096
 #: IPs we cache as strings (bounded).
 _IP_CACHE_MAX = 65536
 
@@ -784,6 +786,9 @@ class Node:
             h = self._ip_str(ind.source_addr)
             if h is not None:
                 reply_to = (h, ind.source_port)
+        if len(self._acks) >= _MAX_ACK_HANDLERS:
+            self._drop("overload", "too many indirect probes in flight")
+            return
         seq = self._next_seq()
         self._acks[seq] = _Relay(ind.seq_no, reply_to, ind.nack)
         self._timer(("relay_end", seq), now + self.config.probe_timeout)
@@ -1345,7 +1350,11 @@ class Node:
             self._out.append(MetaUpdateCompleted(token))
 
     def _any_alive_peer(self) -> bool:
-        return any(m.state == State.ALIVE and m.name != self.name for m in self._members.values())
+        """memberlist ``anyAlive``: a peer that is neither dead nor left (suspect counts)."""
+        return any(
+            m.state in (State.ALIVE, State.SUSPECT) and m.name != self.name
+            for m in self._members.values()
+        )
 
     def _leave(self, req: LeaveRequested, now: float) -> None:
         if self._leaving:
