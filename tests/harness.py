@@ -60,10 +60,8 @@ class Harness:
         meta: bytes = b"",
         **overrides: Any,
     ) -> Node:
-        if name in self.nodes:  # restart under the same name and address
-            port = self.nodes[name].advertise[1]
-        else:
-            port = 7000 + len(self.by_addr) + 1
+        # a restart keeps its name and address
+        port = self.nodes[name].advertise[1] if name in self.nodes else 7000 + len(self.by_addr) + 1
         cfg = (config or lan()).replace(name=name, bind_port=port, **overrides)
         rng = random.Random(f"{self.seed}-{name}-{len(self.by_addr)}")
         nrng = random.Random(f"nonce-{self.seed}-{name}")

@@ -757,3 +757,62 @@ def test_meta_update_bumps_incarnation_and_is_broadcast() -> None:
     assert any(isinstance(m, Alive) and m.meta == b"role=db" for m in queued(n))
     with pytest.raises(ValueError, match="meta_max_size"):
         n.handle(MetaUpdateRequested(b"x" * 600), 1.0)
+
+
+# ------------------------------------------------------------- hostile input (hypothesis)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from swimpy.wire.messages import encode_message  # noqa: E402
+from swimpy.wire.packet import WireOptions, encode_packet, make_compound  # noqa: E402
+
+
+def _valid_packets() -> list[bytes]:
+    msgs: list[PacketMessage] = [
+        alive("b"), Suspect(1, "b", "c"), Dead(1, "b", "c"), Ping(3, "self"), Ack(3, b"x"),
+        Nack(3), IndirectPing(4, IP, 8000, "b", True), alive("self", inc=9),
+    ]
+    raw = [encode_message(m) for m in msgs]
+    opts = WireOptions()
+    return [*raw, make_compound(raw), encode_packet(make_compound(raw), opts, crc=True)]
+
+
+VALID = _valid_packets()
+
+
+@st.composite
+def hostile(draw: st.DrawFn) -> bytes:
+    base = bytearray(draw(st.sampled_from(VALID)))
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(st.sampled_from(["flip", "cut", "extend", "splice"]))
+        if op == "flip" and base:
+            i = draw(st.integers(0, len(base) - 1))
+            base[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "cut" and base:
+            base = base[: draw(st.integers(0, len(base) - 1))]
+        elif op == "extend":
+            base += draw(st.binary(max_size=40))
+        else:
+            other = draw(st.sampled_from(VALID))
+            i = draw(st.integers(0, len(base)))
+            base = base[:i] + other[draw(st.integers(0, len(other))) :]
+    return bytes(base)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(hostile(), st.binary(max_size=200)), max_size=6))
+def test_hostile_packets_never_raise_or_corrupt_the_table(packets: list[bytes]) -> None:
+    n = Node(lan(name="self", bind_port=7946), advertise=("127.0.0.1", 7946),
+             rng=random.Random(1), now=0.0, nonce_source=random.Random(2).randbytes)
+    n.start(0.0)
+    t = 1.0
+    for p in packets:
+        n.handle(PacketReceived(SRC, p), t)
+        n.handle(StreamReceived(1, SRC, p), t)
+        t += 0.3
+    assert len(n._order) == len(set(n._order)) == len(n._members)
+    me = n.member("self")
+    assert me is not None and me.state == State.ALIVE
+    for name in n._suspicions:
+        assert n._members[name].state == State.SUSPECT

@@ -148,6 +148,10 @@ class Delegate:
         """Payload to put in acks to probes of us (Serf: a Vivaldi coordinate)."""
         return b""
 
+    def notify_msg(self, payload: bytes, reliable: bool) -> None:
+        """A user message or user broadcast arrived (``Delegate.NotifyMsg``). The same
+        payload is also returned as a ``UserMessageReceived`` action."""
+
 
 @dataclass(slots=True)
 class _Probe:
@@ -862,10 +866,17 @@ class Node:
         elif isinstance(msg, Nack):
             self._on_nack(msg)
         elif isinstance(msg, UserMsg):
-            self.stats["user_messages_received"] += 1
-            self._out.append(UserMessageReceived(msg.payload, False, source))
+            self._deliver_user(msg.payload, False, source)
         else:
             self._drop("unexpected", f"{type(msg).__name__} over UDP")
+
+    def _deliver_user(self, payload: bytes, reliable: bool, source: Address) -> None:
+        self.stats["user_messages_received"] += 1
+        try:
+            self._delegate.notify_msg(payload, reliable)
+        except Exception:
+            log.exception("%s: delegate notify_msg failed", self.name)
+        self._out.append(UserMessageReceived(payload, reliable, source))
 
     def _on_alive(self, a: Alive, now: float) -> None:
         host = self._ip_str(a.addr)
@@ -1275,8 +1286,7 @@ class Node:
                 return
             self._reply_stream(s.stream_id, Ack(msg.seq_no))
         elif isinstance(msg, UserStream):
-            self.stats["user_messages_received"] += 1
-            self._out.append(UserMessageReceived(msg.payload, True, s.source))
+            self._deliver_user(msg.payload, True, s.source)
             self._out.append(CloseStream(s.stream_id))
         else:
             self._drop("unexpected", f"{type(msg).__name__} opening a stream")
