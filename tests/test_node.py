@@ -16,6 +16,7 @@ from swimpy.core.types import (
     LeaveRequested,
     Member,
     MemberEvent,
+    MemberSnapshot,
     OpenStream,
     PacketReceived,
     PingCompleted,
@@ -597,7 +598,8 @@ def test_reconnect_attempts_push_pull_join_to_a_failed_member() -> None:
     acts = n.handle(TimerFired(("reconnect",)), 31.0)  # 1 failed / 1 alive -> always
     streams = [a for a in acts if isinstance(a, OpenStream)]
     assert len(streams) == 1 and streams[0].dest == ("127.0.0.1", 8000)
-    assert isinstance(streams[0].message, PushPull) and streams[0].message.join
+    msg = streams[0].message
+    assert isinstance(msg, MemberSnapshot) and msg.join  # fast mode: shared records
 
 
 # ---------------------------------------------------------------------------- push/pull
@@ -608,8 +610,8 @@ def test_inbound_push_pull_is_answered_before_merging() -> None:
     remote = PushPull(False, (PushNodeState("b", IP, 8000, b"", 1, 0, VSN),))
     acts = n.handle(StreamReceived(1, SRC, None, remote), 1.0)
     reply = next(a for a in acts if isinstance(a, ReplyStream))
-    assert isinstance(reply.message, PushPull)
-    assert [x.name for x in reply.message.nodes] == ["self"]
+    assert isinstance(reply.message, MemberSnapshot)
+    assert [x.name for x in reply.message.members] == ["self"]
     assert n.member("b") is not None
 
 

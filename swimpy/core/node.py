@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import random
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from swimpy.core.lifeguard import (
@@ -42,6 +43,7 @@ from swimpy.core.types import (
     LeaveRequested,
     Member,
     MemberEvent,
+    MemberSnapshot,
     MetaUpdateCompleted,
     MetaUpdateRequested,
     OpenStream,
@@ -52,6 +54,7 @@ from swimpy.core.types import (
     SetTimer,
     State,
     StreamFailed,
+    StreamPayload,
     StreamReceived,
     StreamResponse,
     TimerFired,
@@ -84,13 +87,14 @@ from swimpy.wire.messages import (
 from swimpy.wire.packet import (
     NonceSource,
     WireOptions,
+    compound_size,
     decode_packet_untrusted,
     encode_packet,
     make_compound,
 )
+from swimpy.wire.sizes import message_size, push_pull_header_size
 from swimpy.wire.stream import (
     PushPull,
-    StreamMessage,
     UserStream,
     encode_stream_message,
     frame_stream,
@@ -273,7 +277,9 @@ class Node:
         self._ip_cache: dict[bytes, str] = {}
         self._started = False
         self._meta = bytes(meta)
-        self._start_time = now
+        self._now = now
+        self._gossip_idle = False
+        self._gossip_idle_next = now
 
     # ------------------------------------------------------------------ public queries
 
@@ -380,6 +386,7 @@ class Node:
             raise RuntimeError("call Node.start(now) before handle()")
         if self._shutdown:
             return []
+        self._now = now
         if isinstance(inp, TimerFired):
             self._on_timer(inp.key, now)
         elif isinstance(inp, PacketReceived):
@@ -430,6 +437,12 @@ class Node:
             else:
                 self.stats["probe_ticks_skipped"] += 1
         elif kind == "gossip":
+            if not len(self._queue) and type(self._delegate) is Delegate:
+                # Nothing to gossip: stop ticking until something is queued, then resume
+                # on the same tick grid (saves a timer event per interval when idle).
+                self._gossip_idle_next = now + c.gossip_interval
+                self._gossip_idle = True
+                return
             self._timer(_T_GOSSIP, now + c.gossip_interval)
             self._gossip(now)
         elif kind == "push_pull":
@@ -504,33 +517,49 @@ class Node:
         assert self._nonce is not None
         return self._nonce(n)
 
+    def _part(self, msg: PacketMessage) -> tuple[bytes, int]:
+        """Encoded bytes and size of one message (fast mode: size only, computed)."""
+        if self._encode:
+            raw = encode_message(msg)
+            return raw, len(raw)
+        return b"", message_size(msg)
+
     def _send(
-        self, dest: Address, parts: list[bytes], msgs: list[PacketMessage], crc: bool
+        self,
+        dest: Address,
+        msgs: list[PacketMessage],
+        raws: list[bytes],
+        sizes: list[int],
+        crc: bool,
     ) -> None:
-        payload = parts[0] if len(parts) == 1 else make_compound(parts)
         self.stats["packets_sent"] += 1
         if self._encode:
+            payload = raws[0] if len(raws) == 1 else make_compound(raws)
             data = encode_packet(payload, self.wire, crc=crc, nonce_source=self._nonce)
             self.stats["bytes_sent"] += len(data)
             self._out.append(SendPacket(dest, data, (), len(data)))
         else:
-            size = len(payload) + (5 if crc else 0)
+            size = sizes[0] if len(sizes) == 1 else compound_size(sizes)
+            if crc:
+                size += 5
             self.stats["bytes_sent"] += size
             self._out.append(SendPacket(dest, None, tuple(msgs), size))
 
     def _send_msg(self, dest: Address, msg: PacketMessage) -> None:
         """``encodeAndSendMsg``: one message with as many broadcasts piggybacked as fit."""
-        raw = encode_message(msg)
-        avail = self.config.udp_buffer_size - len(raw) - COMPOUND_HEADER_OVERHEAD
+        raw, n = self._part(msg)
+        avail = self.config.udp_buffer_size - n - COMPOUND_HEADER_OVERHEAD
         avail -= self.wire.packet_overhead()
         bcasts = self._get_broadcasts(COMPOUND_PART_OVERHEAD, avail, COMPOUND_MAX_PARTS - 1)
-        parts = [raw]
         msgs = [msg]
+        raws = [raw]
+        sizes = [n]
         for b in bcasts:
-            parts.append(b.data)
             msgs.append(b.message)
+            raws.append(b.data)
+            sizes.append(len(b.data))
         # v0.2.2 sendMsg passes no node: no CRC on pings, acks, nacks (WIRE.md §5.1).
-        self._send(dest, parts, msgs, crc=False)
+        self._send(dest, msgs, raws, sizes, crc=False)
 
     def _get_broadcasts(self, overhead: int, limit: int, max_parts: int) -> list[Broadcast]:
         out = self._queue.get_broadcasts(overhead, limit, self.num_nodes, max_parts)
@@ -551,10 +580,20 @@ class Node:
 
     def _broadcast(self, name: str | None, msg: PacketMessage, notify: int | None = None) -> None:
         self._queue.queue(Broadcast(name, msg, encode_message(msg), notify))
+        if self._gossip_idle:
+            self._wake_gossip()
 
     def _queue_user_broadcast(self, payload: bytes) -> None:
-        m = UserMsg(bytes(payload))
-        self._queue.queue(Broadcast(None, m, encode_message(m)))
+        self._broadcast(None, UserMsg(bytes(payload)))
+
+    def _wake_gossip(self) -> None:
+        """Resume the idle gossip ticker at its next tick at or after now."""
+        self._gossip_idle = False
+        interval = self.config.gossip_interval
+        at = self._gossip_idle_next
+        if self._now > at:
+            at += math.ceil((self._now - at) / interval) * interval
+        self._timer(_T_GOSSIP, at)
 
     def _new_stream(self, purpose: str, ref: int) -> int:
         self._stream_seq += 1
@@ -566,31 +605,35 @@ class Node:
         purpose: str,
         ref: int,
         dest: Address,
-        msg: StreamMessage,
+        msg: StreamPayload,
         timeout: float,
         expect_reply: bool,
     ) -> int:
         sid = self._new_stream(purpose, ref)
-        body = encode_stream_message(msg)
         self.stats["streams_opened"] += 1
         if self._encode:
+            assert not isinstance(msg, MemberSnapshot)
+            body = encode_stream_message(msg)
             data = frame_stream(body, self.wire, nonce_source=self._nonce, dialer=True)
             self.stats["bytes_sent"] += len(data)
             self._out.append(OpenStream(sid, dest, data, msg, len(data), timeout, expect_reply))
         else:
-            self.stats["bytes_sent"] += len(body)
-            self._out.append(OpenStream(sid, dest, None, msg, len(body), timeout, expect_reply))
+            size = _payload_size(msg)
+            self.stats["bytes_sent"] += size
+            self._out.append(OpenStream(sid, dest, None, msg, size, timeout, expect_reply))
         return sid
 
-    def _reply_stream(self, sid: int, msg: StreamMessage) -> None:
-        body = encode_stream_message(msg)
+    def _reply_stream(self, sid: int, msg: StreamPayload) -> None:
         if self._encode:
+            assert not isinstance(msg, MemberSnapshot)
+            body = encode_stream_message(msg)
             data = frame_stream(body, self.wire, nonce_source=self._nonce, dialer=False)
             self.stats["bytes_sent"] += len(data)
             self._out.append(ReplyStream(sid, data, msg, len(data)))
         else:
-            self.stats["bytes_sent"] += len(body)
-            self._out.append(ReplyStream(sid, None, msg, len(body)))
+            size = _payload_size(msg)
+            self.stats["bytes_sent"] += size
+            self._out.append(ReplyStream(sid, None, msg, size))
 
     # ------------------------------------------------------------------ k random nodes
 
@@ -675,12 +718,8 @@ class Node:
         else:
             # Buddy system: tell a suspect it is suspected, with the probe itself.
             s = Suspect(m.incarnation, m.name, self.name)
-            self._send(
-                m.address,
-                [encode_message(ping), encode_message(s)],
-                [ping, s],
-                crc=m.pmax >= 5,
-            )
+            (r1, n1), (r2, n2) = self._part(ping), self._part(s)
+            self._send(m.address, [ping, s], [r1, r2], [n1, n2], crc=m.pmax >= 5)
         self._timer(("probe_timeout", seq), now + c.probe_timeout)
         self._timer(("probe_end", seq), probe.deadline)
 
@@ -822,7 +861,11 @@ class Node:
                 return
             self.stats["gossip_packets"] += 1
             self._send(
-                t.address, [b.data for b in bcasts], [b.message for b in bcasts], crc=t.pmax >= 5
+                t.address,
+                [b.message for b in bcasts],
+                [b.data for b in bcasts],
+                [len(b.data) for b in bcasts],
+                crc=t.pmax >= 5,
             )
 
     # ------------------------------------------------------------------ packets in
@@ -1116,17 +1159,20 @@ class Node:
 
     # ------------------------------------------------------------------ push/pull
 
-    def _local_state(self, join: bool) -> PushPull:
-        nodes = tuple(
-            PushNodeState(m.name, m.ip, m.port, m.meta, m.incarnation, int(m.state), m.vsn)
-            for m in (self._members[n] for n in self._order)
-        )
+    def _local_state(self, join: bool) -> PushPull | MemberSnapshot:
         try:
-            user = self._delegate.local_state(join)
+            user = bytes(self._delegate.local_state(join))
         except Exception:
             log.exception("%s: delegate local_state failed", self.name)
             user = b""
-        return PushPull(join, nodes, bytes(user))
+        members = self._members
+        if not self._encode:
+            return MemberSnapshot(join, tuple([members[n] for n in self._order]), user)
+        nodes = tuple(
+            PushNodeState(m.name, m.ip, m.port, m.meta, m.incarnation, int(m.state), m.vsn)
+            for m in (members[n] for n in self._order)
+        )
+        return PushPull(join, nodes, user)
 
     def _push_pull(self, now: float) -> None:
         peers = self._k_random(1, lambda m: m.name != self.name and m.state == State.ALIVE)
@@ -1160,58 +1206,57 @@ class Node:
         if j.report:
             self._out.append(JoinCompleted(token, j.contacted, tuple(j.errors)))
 
-    def _verify_protocol(self, remote: Sequence[PushNodeState]) -> str | None:
-        """memberlist ``verifyProtocol``: None if compatible, else the reason."""
-        alive_vsns: list[bytes] = [
-            m.vsn for m in self._members.values() if m.state == State.ALIVE and len(m.vsn) >= 6
-        ]
-        alive_vsns.extend(r.vsn for r in remote if r.state == State.ALIVE and len(r.vsn) >= 6)
+    def _verify_protocol(self, remote: Sequence[PushNodeState | Member]) -> str | None:
+        """memberlist ``verifyProtocol``: None if compatible, else the reason.
+
+        Works on the distinct version vectors, so a table of thousands of members with
+        a handful of versions costs a few set operations.
+        """
+        alive = State.ALIVE
+        local = self._members.values()
+        alive_vsns = {m.vsn for m in local if m.state == alive and len(m.vsn) >= 6}
+        alive_vsns.update(r.vsn for r in remote if r.state == alive and len(r.vsn) >= 6)
         if not alive_vsns:
             return None
         maxpmin = max(v[0] for v in alive_vsns)
         minpmax = min(v[1] for v in alive_vsns)
         maxdmin = max(v[3] for v in alive_vsns)
         mindmax = min(v[4] for v in alive_vsns)
-        checks: list[tuple[str, bytes]] = [(r.name, r.vsn) for r in remote if len(r.vsn) >= 6]
-        checks.extend((m.name, m.vsn) for m in self._members.values() if len(m.vsn) >= 6)
-        for name, v in checks:
+        every = {r.vsn for r in remote if len(r.vsn) >= 6}
+        every.update(m.vsn for m in local if len(m.vsn) >= 6)
+        for v in every:
+            bad = None
             if not maxpmin <= v[2] <= minpmax:
-                return (
-                    f"node {name!r} protocol version ({v[2]}) is incompatible: "
-                    f"[{maxpmin}, {minpmax}]"
+                bad = f"protocol version ({v[2]}) is incompatible: [{maxpmin}, {minpmax}]"
+            elif not maxdmin <= v[5] <= mindmax:
+                bad = f"delegate protocol version ({v[5]}) is incompatible: [{maxdmin}, {mindmax}]"
+            if bad is not None:
+                who = next(
+                    (x.name for x in [*remote, *local] if x.vsn == v), "?"
                 )
-            if not maxdmin <= v[5] <= mindmax:
-                return (
-                    f"node {name!r} delegate protocol version ({v[5]}) is incompatible: "
-                    f"[{maxdmin}, {mindmax}]"
-                )
+                return f"node {who!r} {bad}"
         return None
 
-    def _merge_remote(self, pp: PushPull, join: bool, now: float) -> str | None:
+    def _merge_remote(self, pp: PushPull | MemberSnapshot, join: bool, now: float) -> str | None:
         """``mergeRemoteState``: verify versions, consult the merge delegate, merge."""
-        err = self._verify_protocol(pp.nodes)
+        nodes: Sequence[PushNodeState | Member] = (
+            pp.members if isinstance(pp, MemberSnapshot) else pp.nodes
+        )
+        err = self._verify_protocol(nodes)
         if err is not None:
             self.stats["push_pull_rejected_version"] += 1
             log.warning("%s: failed push/pull merge: %s", self.name, err)
             return err
         if join and type(self._delegate) is not Delegate:
             peers = []
-            for r in pp.nodes:
+            for r in nodes:
+                if isinstance(r, Member):
+                    peers.append(r)
+                    continue
                 host = self._ip_str(r.addr)
                 if host is not None:
-                    peers.append(
-                        Member(
-                            r.name,
-                            host,
-                            r.port,
-                            r.meta,
-                            r.incarnation,
-                            _state_or_dead(r.state),
-                            now,
-                            r.vsn,
-                            r.addr,
-                        )
-                    )
+                    peers.append(Member(r.name, host, r.port, r.meta, r.incarnation,
+                                        _state_or_dead(r.state), now, r.vsn, r.addr))
             try:
                 allowed = self._delegate.notify_merge(peers)
             except Exception:
@@ -1220,7 +1265,7 @@ class Node:
             if not allowed:
                 self.stats["push_pull_vetoed"] += 1
                 return "merge canceled by the delegate"
-        self._merge_state(pp.nodes, now)
+        self._merge_state(nodes, now)
         if pp.user_state:
             try:
                 self._delegate.merge_remote_state(pp.user_state, join)
@@ -1228,34 +1273,36 @@ class Node:
                 log.exception("%s: delegate merge_remote_state failed", self.name)
         return None
 
-    def _merge_state(self, remote: Sequence[PushNodeState], now: float) -> None:
+    def _merge_state(self, remote: Sequence[PushNodeState | Member], now: float) -> None:
         """memberlist ``mergeState`` (LIFEGUARD §8.2): never trust a remote 'dead'."""
         members = self._members
+        me = self.name
         for r in remote:
             st = r.state
+            raw = r.ip if isinstance(r, Member) else r.addr
             if st == State.ALIVE:
                 cur = members.get(r.name)
                 if (
                     cur is not None
                     and r.incarnation <= cur.incarnation
-                    and cur.ip == r.addr
                     and cur.port == r.port
-                    and r.name != self.name
+                    and cur.ip == raw
+                    and r.name != me
                 ):
                     continue  # fast path: aliveNode would ignore it
-                self._alive_node(Alive(r.incarnation, r.name, r.addr, r.port, r.meta, r.vsn), now)
+                self._alive_node(Alive(r.incarnation, r.name, raw, r.port, r.meta, r.vsn), now)
             elif st == State.LEFT:
                 self._dead_node(Dead(r.incarnation, r.name, r.name), now)
             elif st in (State.DEAD, State.SUSPECT):
-                self._suspect_node(Suspect(r.incarnation, r.name, self.name), now)
+                self._suspect_node(Suspect(r.incarnation, r.name, me), now)
             else:
                 self._drop("malformed", f"push/pull entry {r.name!r} with state {st}")
 
     # ------------------------------------------------------------------ streams
 
     def _parse_stream(
-        self, data: bytes | None, message: StreamMessage | None, expect_label: bool
-    ) -> StreamMessage:
+        self, data: bytes | None, message: StreamPayload | None, expect_label: bool
+    ) -> StreamPayload:
         if data is None:
             if message is None:
                 raise WireError("empty stream", reason="empty")
@@ -1276,7 +1323,7 @@ class Node:
             log.warning("%s: failed to receive stream from %s: %s", self.name, s.source, exc)
             self._reply_stream(s.stream_id, Err(str(exc)))
             return
-        if isinstance(msg, PushPull):
+        if isinstance(msg, PushPull | MemberSnapshot):
             self._reply_stream(s.stream_id, self._local_state(msg.join))
             self._merge_remote(msg, msg.join, now)
         elif isinstance(msg, Ping):
@@ -1313,7 +1360,7 @@ class Node:
             if isinstance(msg, Ack) and p is not None and p.seq == ref and msg.seq_no == ref:
                 p.fallback_ok = True
             return
-        if not isinstance(msg, PushPull):
+        if not isinstance(msg, PushPull | MemberSnapshot):
             self._stream_error(purpose, ref, r.stream_id, "reply is not a push/pull")
             return
         err = self._merge_remote(msg, purpose != "push_pull", now)
@@ -1410,7 +1457,8 @@ class Node:
             )
             return
         msg = UserMsg(bytes(req.payload))
-        self._send(m.address, [encode_message(msg)], [msg], crc=m.pmax >= 5)
+        raw, n = self._part(msg)
+        self._send(m.address, [msg], [raw], [n], crc=m.pmax >= 5)
 
     # ------------------------------------------------------------------ Serf retention
 
@@ -1450,6 +1498,44 @@ class Node:
         if addrs and not self._leaving:
             self.stats["rejoin_attempts"] += 1
             self._join(addrs, -2, now, report=False)
+
+    # ------------------------------------------------------------------ converged start
+    # (Added for swimpy.sim; kept at the end of the class on purpose.)
+
+    def bootstrap_members(self, records: Iterable[Member]) -> None:
+        """Pre-fill the member table as if the cluster had already converged.
+
+        Call once, before :meth:`start`. ``records`` are immutable :class:`Member` records
+        (normally alive at incarnation 1) and may be shared with other nodes' tables; our
+        own name is skipped, since :meth:`start` makes our own record. The probe order is
+        shuffled with this node's ``rng`` so that members do not all probe in step. No
+        events are emitted and nothing is broadcast: this is the state a long-running
+        cluster would be in, not a join. The simulator uses it to start large clusters.
+        """
+        if self._started:
+            raise RuntimeError("bootstrap_members() must be called before start()")
+        members = self._members
+        order = self._order
+        for m in records:
+            if m.name == self.name:
+                continue
+            if m.name in members:
+                raise ValueError(f"member {m.name!r} listed twice")
+            members[m.name] = m
+            order.append(m.name)
+        self._rng.shuffle(order)
+
+
+def _payload_size(msg: StreamPayload) -> int:
+    """Uncompressed encoded size of a stream payload, without encoding a snapshot."""
+    if not isinstance(msg, MemberSnapshot):
+        return len(encode_stream_message(msg))
+    n_user = len(msg.user_state)
+    return (
+        push_pull_header_size(len(msg.members), n_user)
+        + n_user
+        + sum([m.wire_size for m in msg.members])
+    )
 
 
 def _state_or_dead(v: int) -> State:

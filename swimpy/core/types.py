@@ -8,10 +8,11 @@ of records); a change of state makes a new record.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
 from swimpy.wire.messages import PacketMessage
+from swimpy.wire.sizes import push_node_state_size
 from swimpy.wire.stream import StreamMessage
 
 #: (host, port); host is an IP address string ("127.0.0.1", "::1").
@@ -43,6 +44,18 @@ class Member:
     vsn: bytes
     #: raw IP bytes for the wire (4 or 16)
     ip: bytes
+    #: encoded size of this entry as a pushNodeState (for byte accounting in fast mode)
+    wire_size: int = field(default=0, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "wire_size",
+            push_node_state_size(
+                len(self.name.encode("utf-8", "surrogateescape")), len(self.ip), self.port,
+                len(self.meta), self.incarnation, int(self.state), len(self.vsn),
+            ),
+        )
 
     @property
     def address(self) -> Address:
@@ -71,6 +84,20 @@ class Member:
     @property
     def dcur(self) -> int:
         return self.vsn[5] if len(self.vsn) > 5 else 0
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSnapshot:
+    """A push/pull in the simulator's fast mode: the sender's (shared, immutable) member
+    records instead of encoded ``pushNodeState`` maps. Never on a real network."""
+
+    join: bool
+    members: tuple[Member, ...]
+    user_state: bytes = b""
+
+
+#: What a stream carries: a wire message, or a fast-mode snapshot.
+StreamPayload = StreamMessage | MemberSnapshot
 
 
 class EventKind(Enum):
@@ -103,7 +130,7 @@ class StreamReceived:
     stream_id: int
     source: Address
     data: bytes | None
-    message: StreamMessage | None = None
+    message: StreamPayload | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +140,7 @@ class StreamResponse:
 
     stream_id: int
     data: bytes | None
-    message: StreamMessage | None = None
+    message: StreamPayload | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +233,7 @@ class OpenStream:
     stream_id: int
     dest: Address
     data: bytes | None
-    message: StreamMessage
+    message: StreamPayload
     size: int
     timeout: float
     expect_reply: bool
@@ -218,7 +245,7 @@ class ReplyStream:
 
     stream_id: int
     data: bytes | None
-    message: StreamMessage
+    message: StreamPayload
     size: int
 
 

@@ -1,0 +1,112 @@
+"""Exact encoded sizes computed arithmetically (no encoding), for byte accounting.
+
+The simulator's fast mode passes message objects instead of bytes but still reports the
+bytes a real node would send; these functions give the msgpack sizes go-msgpack 0.5.5
+(and :func:`swimpy.wire.messages.encode_body`) produce.
+"""
+
+from __future__ import annotations
+
+from swimpy.wire.messages import Ack, IndirectPing, Message, Nack, Ping, UserMsg, encode_message
+
+#: keys of a pushNodeState map: Addr, Incarnation, Meta, Name, Port, State, Vsn (as fixstr)
+_PUSH_NODE_KEYS = sum(
+    1 + len(k) for k in ("Addr", "Incarnation", "Meta", "Name", "Port", "State", "Vsn")
+)
+#: keys of a pushPullHeader map: Join, Nodes, UserStateLen
+_PUSH_HEADER_KEYS = sum(1 + len(k) for k in ("Join", "Nodes", "UserStateLen"))
+
+
+def raw_size(n: int) -> int:
+    """A raw-family string or byte slice of ``n`` bytes (fixstr / str16 / str32)."""
+    if n < 32:
+        return 1 + n
+    if n < 0x10000:
+        return 3 + n
+    return 5 + n
+
+
+def bytes_size(n: int) -> int:
+    """A ``[]byte`` field: nil when empty, else raw."""
+    return 1 if n == 0 else raw_size(n)
+
+
+def uint_size(v: int) -> int:
+    if v <= 0x7F:
+        return 1
+    if v <= 0xFF:
+        return 2
+    if v <= 0xFFFF:
+        return 3
+    if v <= 0xFFFFFFFF:
+        return 5
+    return 9
+
+
+def push_node_state_size(
+    name_len: int,
+    addr_len: int,
+    port: int,
+    meta_len: int,
+    incarnation: int,
+    state: int,
+    vsn_len: int,
+) -> int:
+    """Size of one encoded ``pushNodeState`` map (``name_len`` in UTF-8 bytes)."""
+    return (
+        1
+        + _PUSH_NODE_KEYS
+        + bytes_size(addr_len)
+        + uint_size(incarnation)
+        + bytes_size(meta_len)
+        + raw_size(name_len)
+        + uint_size(port)
+        + uint_size(state)
+        + bytes_size(vsn_len)
+    )
+
+
+def push_pull_header_size(nodes: int, user_state_len: int) -> int:
+    """Type byte + ``pushPullHeader`` map."""
+    return 1 + 1 + _PUSH_HEADER_KEYS + 1 + uint_size(nodes) + uint_size(user_state_len)
+
+
+def _name_len(s: str) -> int:
+    return len(s) if s.isascii() else len(s.encode("utf-8", "surrogateescape"))
+
+
+def message_size(msg: Message) -> int:
+    """Size of ``encode_message(msg)`` (type byte included), computed without encoding
+    for the probe messages that dominate traffic; other types are encoded."""
+    t = type(msg)
+    if t is Ping:
+        assert isinstance(msg, Ping)
+        n = 2 + 5 + raw_size(_name_len(msg.node)) + 6 + uint_size(msg.seq_no)
+        if msg.source_addr:
+            n += 11 + bytes_size(len(msg.source_addr))
+        if msg.source_node:
+            n += 11 + raw_size(_name_len(msg.source_node))
+        if msg.source_port:
+            n += 11 + uint_size(msg.source_port)
+        return n
+    if t is Ack:
+        assert isinstance(msg, Ack)
+        return 2 + 8 + bytes_size(len(msg.payload)) + 6 + uint_size(msg.seq_no)
+    if t is Nack:
+        assert isinstance(msg, Nack)
+        return 2 + 6 + uint_size(msg.seq_no)
+    if t is IndirectPing:
+        assert isinstance(msg, IndirectPing)
+        n = 2 + 5 + 1 + 5 + raw_size(_name_len(msg.node)) + 5 + uint_size(msg.port)
+        n += 6 + uint_size(msg.seq_no) + 7 + bytes_size(len(msg.target))
+        if msg.source_addr:
+            n += 11 + bytes_size(len(msg.source_addr))
+        if msg.source_node:
+            n += 11 + raw_size(_name_len(msg.source_node))
+        if msg.source_port:
+            n += 11 + uint_size(msg.source_port)
+        return n
+    if t is UserMsg:
+        assert isinstance(msg, UserMsg)
+        return 1 + len(msg.payload)
+    return len(encode_message(msg))
