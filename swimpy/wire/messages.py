@@ -14,9 +14,10 @@ Everything decoded from peers goes through ``*_untrusted`` functions, which rais
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 import msgpack
 
@@ -51,10 +52,10 @@ class _Field:
     attr: str  # Python attribute name
     kind: str
     omitempty: bool = False
+    key: bytes = b""  # the Go name as bytes, filled in by __post_init__
 
-    @property
-    def key(self) -> bytes:
-        return self.go.encode()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.go.encode())
 
 
 class Message:
@@ -295,7 +296,13 @@ def encode_body(msg: Message) -> bytes:
         value = getattr(msg, f.attr)
         if f.omitempty and not value:
             continue
-        out[f.key] = _encode_value(f, value)
+        kind = f.kind
+        if kind == _STR:
+            out[f.key] = value.encode("utf-8", "surrogateescape")
+        elif kind == _BYTES:
+            out[f.key] = bytes(value) if value else None
+        else:
+            out[f.key] = _encode_value(f, value)
     return _packb(out, use_bin_type=False)
 
 
@@ -349,8 +356,80 @@ def _convert(cls: type[Message], f: _Field, value: Any) -> Any:
     raise WireError(f"{cls.__name__}.{f.go}: expected {kind}, got {type(value).__name__}")
 
 
+_MISSING: Final = object()
+# Fast-path field kinds (small ints compare faster than the kind strings).
+_F_INT, _F_STR, _F_BYTES, _F_BOOL = range(4)
+_FAST_KIND = {_STR: _F_STR, _BYTES: _F_BYTES, _BOOL: _F_BOOL}
+#: per class, in struct order: (map key, fast kind, upper limit for ints, zero value)
+_FAST_SPEC: dict[type[Message], tuple[tuple[bytes, int, int, Any], ...]] = {
+    cls: tuple(
+        (f.go.encode(), _FAST_KIND.get(f.kind, _F_INT), _LIMITS.get(f.kind, 0), _DEFAULTS[f.kind])
+        for f in cls._FIELDS
+    )
+    for cls in _SORTED
+}
+for _spec_cls in _FAST_SPEC:  # the fast path builds messages positionally
+    _init_order = [f.name for f in dataclasses.fields(cast(Any, _spec_cls))]
+    if [f.attr for f in _spec_cls._FIELDS] != _init_order:
+        raise RuntimeError(f"{_spec_cls.__name__}._FIELDS is not in dataclass field order")
+
+
+def _from_map_fast(cls: type[Message], obj: dict[Any, Any]) -> Message | None:
+    """The common case of :func:`body_from_object_untrusted`, or ``None`` to fall back.
+
+    Handles a map whose keys are all known field names and whose values have exactly
+    the types Go sends (or nil); anything else (unknown keys, other integer or string
+    families already converted by msgpack, arrays for Vsn, out-of-range values) returns
+    ``None`` so the general path decides, with identical results and errors.
+    """
+    values: list[Any] = []
+    append = values.append
+    found = 0
+    for key, kind, limit, zero in _FAST_SPEC[cls]:
+        v = obj.get(key, _MISSING)
+        if v is _MISSING:
+            append(zero)
+            continue
+        found += 1
+        t = type(v)
+        if kind == _F_INT:
+            if t is not int or not 0 <= v <= limit:
+                return None
+            append(v)
+        elif kind == _F_STR:
+            if t is bytes:
+                append(v.decode("utf-8", "surrogateescape"))
+            elif v is None:
+                append("")
+            else:
+                return None
+        elif kind == _F_BYTES:
+            if t is bytes:
+                append(v)
+            elif v is None:
+                append(b"")
+            else:
+                return None
+        elif t is bool:
+            append(v)
+        else:
+            return None
+    if found != len(obj):
+        return None  # unknown keys: let the general path skip them
+    return cls(*values)
+
+
 def body_from_object_untrusted(cls: type[Message], obj: Any) -> Message:
     """Build ``cls`` from an already-unpacked msgpack object (map or positional array)."""
+    if type(obj) is dict:
+        fast = _from_map_fast(cls, obj)
+        if fast is not None:
+            return fast
+    return _from_object_general(cls, obj)
+
+
+def _from_object_general(cls: type[Message], obj: Any) -> Message:
+    """Every shape and type :func:`body_from_object_untrusted` accepts, field by field."""
     kwargs: dict[str, Any] = {}
     if isinstance(obj, dict):
         by_key = _FIELD_BY_KEY[cls]

@@ -39,12 +39,13 @@ from swimpy.wire.messages import (
 #: A source of nonce bytes: ``os.urandom`` in the runtime, a seeded generator in tests.
 NonceSource = Callable[[int], bytes]
 
-#: Largest decompressed UDP payload we accept. Honest packets are at most UDPBufferSize
-#: (1400) bytes before compression; 1 MiB bounds the memory a 64 KiB bomb can claim.
+#: Most decompressed bytes one datagram may produce, all its compress parts together.
+#: Honest packets are at most UDPBufferSize (1400) bytes before compression; 1 MiB bounds
+#: the memory and time a 64 KiB bomb can claim.
 MAX_PACKET_DECOMPRESSED = 1024 * 1024
 #: Compound / compress nesting we follow (memberlist recurses without bound).
 MAX_NESTING = 4
-#: Most messages one datagram may yield.
+#: Most messages (decoded or failed) one datagram may yield; the rest is ignored.
 MAX_MESSAGES_PER_PACKET = 1024
 
 _LEN = struct.Struct(">H")
@@ -266,36 +267,64 @@ def decode_packet_untrusted(data: bytes, opts: WireOptions) -> DecodedPacket:
             # migration mode (GossipVerifyIncoming=false): process as plaintext
     if len(buf) >= 5 and buf[0] == MessageType.HAS_CRC:
         buf = strip_crc_untrusted(buf)
-    out = DecodedPacket()
-    _walk(buf, out, 0)
-    return out
+    walk = _Walk()
+    walk.run(buf, 0)
+    return walk.out
 
 
-def _walk(buf: bytes, out: DecodedPacket, depth: int) -> None:
-    if len(out.messages) >= MAX_MESSAGES_PER_PACKET:
-        out.errors.append(WireError("too many messages in one packet", reason="oversized"))
-        return
-    if not buf:
-        out.errors.append(WireError("empty message", reason="empty"))
-        return
-    t = buf[0]
-    if t == MessageType.COMPOUND or t == MessageType.COMPRESS:
-        if depth >= MAX_NESTING:
-            out.errors.append(WireError("packet nests too deeply", reason="malformed"))
+class _Walk:
+    """One datagram's compound/compress tree, walked with per-packet budgets.
+
+    The budgets are for the whole datagram, not per part: a few kilobytes of nested
+    compounds and LZW could otherwise unfold into hundreds of thousands of parts or
+    many megabytes of decompression from one packet.
+    """
+
+    __slots__ = ("decompress_budget", "out", "stopped")
+
+    def __init__(self) -> None:
+        self.out = DecodedPacket()
+        #: decompressed bytes this packet may still produce (all compress parts together)
+        self.decompress_budget = MAX_PACKET_DECOMPRESSED
+        self.stopped = False
+
+    def run(self, buf: bytes, depth: int) -> None:
+        out = self.out
+        if self.stopped:
+            return
+        if len(out.messages) + len(out.errors) >= MAX_MESSAGES_PER_PACKET:
+            out.errors.append(
+                WireError(
+                    f"more than {MAX_MESSAGES_PER_PACKET} messages in one packet; "
+                    "the rest is ignored",
+                    reason="oversized",
+                )
+            )
+            self.stopped = True
+            return
+        if not buf:
+            out.errors.append(WireError("empty message", reason="empty"))
+            return
+        t = buf[0]
+        if t == MessageType.COMPOUND or t == MessageType.COMPRESS:
+            if depth >= MAX_NESTING:
+                out.errors.append(WireError("packet nests too deeply", reason="malformed"))
+                return
+            try:
+                if t == MessageType.COMPOUND:
+                    parts, truncated = split_compound_untrusted(buf)
+                    out.truncated_parts += truncated
+                else:
+                    plain = decompress_payload_untrusted(buf, self.decompress_budget)
+                    self.decompress_budget -= len(plain)
+                    parts = [plain]
+            except WireError as exc:
+                out.errors.append(exc)
+                return
+            for p in parts:
+                self.run(p, depth + 1)
             return
         try:
-            if t == MessageType.COMPOUND:
-                parts, truncated = split_compound_untrusted(buf)
-                out.truncated_parts += truncated
-            else:
-                parts = [decompress_payload_untrusted(buf, MAX_PACKET_DECOMPRESSED)]
+            out.messages.append(decode_message_untrusted(buf))
         except WireError as exc:
             out.errors.append(exc)
-            return
-        for p in parts:
-            _walk(p, out, depth + 1)
-        return
-    try:
-        out.messages.append(decode_message_untrusted(buf))
-    except WireError as exc:
-        out.errors.append(exc)

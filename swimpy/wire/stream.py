@@ -52,6 +52,9 @@ from swimpy.wire.packet import (
 _LEN32 = struct.Struct(">I")
 #: A plain (unframed) stream longer than this without completing is refused.
 MAX_STREAM_BYTES = MAX_PUSH_STATE_BYTES + 1024
+#: Most entries in one msgpack array or map of a stream message (allocated up front by
+#: msgpack, so bounded independently of the declared length).
+MAX_STREAM_CONTAINER_LEN = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +203,21 @@ class _Reader:
     def __init__(self, data: bytes, offset: int, complete: bool) -> None:
         self.data = data
         self.complete = complete
+        # Limits must not depend on how much of the stream has arrived, or a valid stream
+        # cut at an unlucky point would be refused instead of waiting for more bytes.
+        # Strings are only built once all their bytes are there, so their cap is the
+        # largest buffer we ever parse; arrays and maps are allocated from their header,
+        # so they get a small fixed cap (honest stream structs hold a handful of fields).
         self.unpacker = msgpack.Unpacker(
             raw=True,
             strict_map_key=False,
             use_list=True,
             max_buffer_size=max(len(data), 1),
+            max_str_len=MAX_DECOMPRESSED_BYTES,
+            max_bin_len=MAX_DECOMPRESSED_BYTES,
+            max_ext_len=MAX_DECOMPRESSED_BYTES,
+            max_array_len=MAX_STREAM_CONTAINER_LEN,
+            max_map_len=MAX_STREAM_CONTAINER_LEN,
         )
         self.unpacker.feed(data[offset:])
         self.offset = offset
