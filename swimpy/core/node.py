@@ -115,8 +115,10 @@ _T_REJOIN = ("rejoin",)
 
 #: Most ack handlers (our probe + indirect probes we relay) in flight; more are dropped.
 _MAX_ACK_HANDLERS = 4096
-#: IPs we cache as strings (bounded).
+#: Raw IP bytes -> string, shared by every node of the process (a pure function's memo;
+#: bounded, so thousands of simulated nodes don't each keep a copy).
 _IP_CACHE_MAX = 65536
+_IP_CACHE: dict[bytes, str] = {}
 
 
 class Delegate:
@@ -274,7 +276,6 @@ class Node:
         self.failed: dict[str, tuple[Member, float]] = {}
         self.left: dict[str, tuple[Member, float]] = {}
         self.stats: Counter[str] = Counter()
-        self._ip_cache: dict[bytes, str] = {}
         self._started = False
         self._meta = bytes(meta)
         self._now = now
@@ -366,10 +367,14 @@ class Node:
                 + self._stagger(c.push_pull_interval)
                 + push_pull_scale(c.push_pull_interval, self.num_nodes),
             )
-        self._timer(_T_REAP, now + c.reap_interval)
-        self._timer(_T_RECONNECT, now + c.reconnect_interval)
+        # Serf starts these loops unstaggered; a random phase keeps a cluster that
+        # started together from reconnecting in lock-step after a partition heals.
+        self._timer(_T_REAP, now + self._stagger(c.reap_interval) + c.reap_interval)
+        self._timer(
+            _T_RECONNECT, now + self._stagger(c.reconnect_interval) + c.reconnect_interval
+        )
         if c.rejoin_interval > 0 and c.seeds:
-            self._timer(_T_REJOIN, now + c.rejoin_interval)
+            self._timer(_T_REJOIN, now + self._stagger(c.rejoin_interval) + c.rejoin_interval)
         return self._flush()
 
     def shutdown(self) -> None:
@@ -473,7 +478,7 @@ class Node:
     # ------------------------------------------------------------------ addresses
 
     def _ip_str(self, raw: bytes) -> str | None:
-        s = self._ip_cache.get(raw)
+        s = _IP_CACHE.get(raw)
         if s is not None:
             return s
         try:
@@ -487,9 +492,9 @@ class Node:
         except ValueError:
             return None
         s = str(ip)
-        if len(self._ip_cache) >= _IP_CACHE_MAX:
-            self._ip_cache.clear()
-        self._ip_cache[raw] = s
+        if len(_IP_CACHE) >= _IP_CACHE_MAX:
+            _IP_CACHE.clear()
+        _IP_CACHE[raw] = s
         return s
 
     def _ip_allowed(self, host: str) -> bool:
@@ -1480,7 +1485,12 @@ class Node:
         if not self.failed or self._leaving:
             return
         n_failed = len(self.failed)
-        n_alive = sum(1 for m in self._members.values() if m.state in (State.ALIVE, State.SUSPECT))
+        # alive or suspect = table size minus the dead/left entries still in it; those
+        # are all retained in failed/left, so this costs O(failed + left), not O(n).
+        table = self._members
+        gone = sum(1 for name in self.failed if name in table)
+        gone += sum(1 for name in self.left if name in table)
+        n_alive = len(table) - gone
         prob = n_failed / max(1, n_alive)
         if self._rng.random() > prob:
             return
@@ -1514,16 +1524,19 @@ class Node:
         """
         if self._started:
             raise RuntimeError("bootstrap_members() must be called before start()")
+        me = self.name
+        recs = [m for m in records if m.name != me]
+        names = [m.name for m in recs]
         members = self._members
-        order = self._order
-        for m in records:
-            if m.name == self.name:
-                continue
-            if m.name in members:
-                raise ValueError(f"member {m.name!r} listed twice")
-            members[m.name] = m
-            order.append(m.name)
-        self._rng.shuffle(order)
+        before = len(members)
+        members.update(zip(names, recs, strict=True))
+        if len(members) != before + len(names):
+            raise ValueError(
+                "bootstrap_members: a member name is listed twice (or was already in the "
+                "table); list each member once and call this once, before start()"
+            )
+        self._order.extend(names)
+        self._rng.shuffle(self._order)
 
 
 def _payload_size(msg: StreamPayload) -> int:

@@ -1,0 +1,909 @@
+"""The discrete-event loop: real ``swimpy.core.Node`` objects over a modelled network.
+
+Events live in one heap ordered by ``(time, sequence)``; the sequence number is a global
+counter, so events at the same instant run in the order they were scheduled. Every
+random choice comes from a ``random.Random`` seeded from the run's seed and a fixed label
+(one per concern: the network, the scenario's choices, each node process), so the same
+scenario and seed replay the same trace on any machine. No wall clock is read here.
+
+Heap entries are tuples ``(time, seq, kind, target, tag, payload)``:
+
+* ``K_TIMER``: ``TimerFired`` for member ``target`` if its process epoch is still ``tag``;
+* ``K_PACKET``: ``PacketReceived`` for whatever process listens at ``target`` now (``tag``
+  is the sender, for the trace);
+* ``K_CALL``: ``payload(*tag)``, scenario actions and stream plumbing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from swimpy.core.node import Node
+from swimpy.core.types import (
+    Action,
+    CloseStream,
+    EventKind,
+    Input,
+    JoinRequested,
+    LeaveCompleted,
+    LeaveRequested,
+    Member,
+    MemberEvent,
+    OpenStream,
+    PacketReceived,
+    ReplyStream,
+    SendPacket,
+    SetTimer,
+    State,
+    StreamFailed,
+    StreamReceived,
+    StreamResponse,
+    TimerFired,
+)
+from swimpy.profiles import Config
+from swimpy.sim.metrics import Metrics
+from swimpy.sim.network import Network, Partition
+from swimpy.sim.scenario import EventSpec, LinkSpec, Scenario, ScenarioError
+from swimpy.wire.constants import MAX_PUSH_STATE_BYTES
+
+__all__ = ["Simulation"]
+
+K_TIMER = 0
+K_PACKET = 1
+K_CALL = 2
+
+_IN_VIEW = (State.ALIVE, State.SUSPECT)
+_TRACE_FLUSH = 4096
+#: Kinds of member events written to the trace (one letter each).
+_EVENT_CODE = {
+    EventKind.JOINED: "J",
+    EventKind.UPDATED: "U",
+    EventKind.SUSPECT: "S",
+    EventKind.REFUTED: "R",
+    EventKind.DEAD: "D",
+    EventKind.LEFT: "L",
+    EventKind.REAPED: "X",
+}
+
+
+def _ip_of(i: int) -> str:
+    """Member ``i``'s address: 10.0.0.1, 10.0.0.2, ... (room for 16 million members)."""
+    x = i + 1
+    return f"10.{(x >> 16) & 255}.{(x >> 8) & 255}.{x & 255}"
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One simulated TCP connection, from the dialer's side."""
+
+    dialer: int
+    epoch: int
+    sid: int
+    dest: int
+    dest_epoch: int
+    expect_reply: bool
+    done: bool = False
+
+
+class Simulation:
+    """One run of a scenario with one seed.
+
+    ``fidelity`` "fast" passes message objects between nodes (``Node(encode=False)``);
+    "wire" encodes every packet and stream with the real codec (exact byte counts, after
+    compression and encryption). Both give the same trace for the same seed.
+
+    Drive it with :meth:`run` (to the scenario's end) or :meth:`run_until`, and change the
+    world in between with :meth:`crash`, :meth:`restart`, :meth:`leave`,
+    :meth:`partition`, :meth:`heal`, :meth:`set_loss`, :meth:`starve` (what the scenario's
+    events do, and what the property tests call directly).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        *,
+        fidelity: str | None = None,
+        timeline: bool = False,
+    ) -> None:
+        sc = scenario if fidelity is None else scenario.with_overrides(fidelity=fidelity)
+        self.scenario = sc
+        self.seed = sc.seed if seed is None else seed
+        self.fidelity = sc.fidelity
+        self.wire = sc.fidelity == "wire"
+        n = sc.nodes
+        self.n = n
+        width = max(3, len(str(n - 1)))
+        self.names = [f"node-{i:0{width}d}" for i in range(n)]
+        self.index = {name: i for i, name in enumerate(self.names)}
+        base = sc.base_config()
+        self.base_config = base
+        port = base.bind_port or 7946
+        self.addrs = [(_ip_of(i), port) for i in range(n)]
+        self.addr_index = {a: i for i, a in enumerate(self.addrs)}
+        self._configs: list[Config | None] = [None] * n
+        self.now = 0.0
+        self.end = sc.duration
+        self._heap: list[tuple[Any, ...]] = []
+        self._seq = itertools.count()
+        self._net_rng = random.Random(f"{self.seed}:network")
+        self._scen_rng = random.Random(f"{self.seed}:scenario")
+        default = LinkSpec(
+            latency=sc.latency,
+            loss=sc.loss,
+            duplicate=sc.duplicate,
+            reorder=sc.reorder,
+            reorder_delay=sc.reorder_delay,
+        )
+        self.net = Network(n, default, self._net_rng)
+        self.nodes: list[Node | None] = [None] * n
+        self.epoch = [0] * n
+        self.running = [False] * n
+        self.leaving = [False] * n
+        self._inbound: dict[int, _Stream] = {}
+        self._inbound_seq = itertools.count(1)
+        self._partition_seq = itertools.count(1)
+        self._hash = hashlib.sha256()
+        self._trace: list[str] = []
+        self.timeline_enabled = timeline
+        self.timeline: dict[str, list[float]] = {
+            "t": [],
+            "correct_fraction": [],
+            "mismatches": [],
+            "mean_view": [],
+            "running": [],
+            "health_max": [],
+        }
+        self.health_max = 0
+        self._health_sum = 0.0
+        self._health_samples = 0
+        # counters
+        self.packets_sent = 0
+        self.bytes_sent = 0
+        self.streams_sent = 0
+        self.stream_bytes_sent = 0
+        self.delivered = 0
+        self.drops: dict[str, int] = {}
+        self.events_processed = 0
+        self.stream_failures = 0
+        self.metrics = Metrics(
+            n,
+            self.names,
+            self._in_view,
+            self._view_of,
+            self.net.reachable,
+            lambda: self._cut,
+        )
+        self._cut = False
+        self._groups: dict[str, tuple[int, ...]] = {
+            g: sc.members_of(g) for g in sc.groups
+        }
+        self._setup()
+
+    # ================================================================== setup
+
+    def group(self, name: str) -> tuple[int, ...]:
+        if name in ("*", "all"):
+            return tuple(range(self.n))
+        return self._groups[name]
+
+    def config_for(self, i: int) -> Config:
+        cfg = self._configs[i]
+        if cfg is None:
+            cfg = self.base_config.replace(
+                name=self.names[i],
+                bind_addr=self.addrs[i][0],
+                bind_port=self.addrs[i][1],
+            )
+            self._configs[i] = cfg
+        return cfg
+
+    def _setup(self) -> None:
+        sc = self.scenario
+        # Link rules active from the start; timed ones become events.
+        for k, rule in enumerate(sc.links):
+            if rule.at is None or rule.at <= 0:
+                self.net.add_rule(k, rule, self.group(rule.src), self.group(rule.dst))
+            else:
+                self.call_at(rule.at, self._rule_on, k)
+            if rule.until is not None:
+                self.call_at(rule.until, self._rule_off, k)
+        self._cut = self.net.any_blocking()
+        absent = set(self.group(sc.start.absent)) if sc.start.absent else set()
+        starting = [i for i in range(self.n) if i not in absent]
+        if sc.start.mode == "converged":
+            self._start_converged(starting)
+        else:
+            self._start_joining(starting)
+        for ev in sc.events:
+            self.call_at(ev.at, self._scenario_event, ev)
+
+    def _start_converged(self, starting: Sequence[int]) -> None:
+        t = 0.0
+        records = []
+        for i in starting:
+            cfg = self.config_for(i)
+            ip = self.addrs[i][0]
+            records.append(
+                Member(
+                    self.names[i],
+                    ip,
+                    self.addrs[i][1],
+                    b"",
+                    1,
+                    State.ALIVE,
+                    t,
+                    cfg.vsn,
+                    bytes(int(x) for x in ip.split(".")),
+                )
+            )
+        shared = tuple(records)
+        self.metrics.bulk = True
+        for i in starting:
+            node = self._new_node(i, t)
+            node.bootstrap_members(shared)
+            self._boot(i, node, t)
+        self.metrics.finish_bulk(t)
+
+    def _start_joining(self, starting: Sequence[int]) -> None:
+        if not starting:
+            return
+        st = self.scenario.start
+        first = starting[0]
+        self.call_at(0.0, self._start_member, first, 0)
+        window = st.join_window
+        for i in starting[1:]:
+            at = self._scen_rng.random() * window if window > 0 else 0.0
+            self.call_at(at, self._start_member, i, st.seeds, st.join_to == "first")
+
+    # ================================================================== node processes
+
+    def _new_node(self, i: int, t: float) -> Node:
+        self.epoch[i] += 1
+        e = self.epoch[i]
+        name = self.names[i]
+        nonce = random.Random(f"{self.seed}:nonce:{name}:{e}").randbytes if self.wire else None
+        node = Node(
+            self.config_for(i),
+            advertise=self.addrs[i],
+            rng=random.Random(f"{self.seed}:node:{name}:{e}"),
+            now=t,
+            encode=self.wire,
+            nonce_source=nonce,
+        )
+        self.nodes[i] = node
+        return node
+
+    def _boot(self, i: int, node: Node, t: float) -> None:
+        self.running[i] = True
+        self.leaving[i] = False
+        self.metrics.set_running(t, i, True)
+        self.metrics.activate(t, i)
+        self._apply(i, node.start(t), t)
+
+    def _start_member(self, i: int, seeds: int, to_first: bool = False) -> None:
+        """Start (or restart) member ``i`` and join ``seeds`` running members."""
+        t = self.now
+        if self.running[i]:
+            return
+        self.metrics.restarted(t, i)
+        self._trace_line(f"{self._us(t)} c start {i}")
+        self.metrics.disruption(t, f"start {self.names[i]}")
+        node = self._new_node(i, t)
+        self._boot(i, node, t)
+        peers = self._pick_seeds(i, seeds, to_first)
+        if peers:
+            self._apply(i, node.handle(JoinRequested(tuple(self.addrs[p] for p in peers)), t), t)
+
+    def _pick_seeds(self, i: int, k: int, to_first: bool) -> list[int]:
+        if to_first:
+            first = next((j for j in range(self.n) if j != i and self.running[j]), None)
+            return [] if first is None else [first]
+        cands = [j for j in range(self.n) if j != i and self.running[j] and not self.leaving[j]]
+        if len(cands) <= k:
+            return cands
+        return self._scen_rng.sample(cands, k)
+
+    # ================================================================== public controls
+
+    def crash(self, i: int) -> None:
+        """SIGKILL member ``i``: it stops at once, without a word to anyone."""
+        if not self.running[i]:
+            return
+        t = self.now
+        self._trace_line(f"{self._us(t)} c crash {i}")
+        node = self.nodes[i]
+        assert node is not None
+        node.shutdown()
+        self.running[i] = False
+        self.leaving[i] = False
+        self.metrics.set_running(t, i, False)
+        self.metrics.deactivate(t, i)
+        self.metrics.crashed(t, i)
+        self.metrics.disruption(t, f"crash {self.names[i]}")
+
+    def restart(self, i: int, seeds: int = 1) -> None:
+        """Start member ``i`` again under the same name and address, joining ``seeds``
+        random running members."""
+        self._start_member(i, seeds)
+
+    def leave(self, i: int, timeout: float = 5.0) -> None:
+        """Graceful leave: broadcast it, then stop once it was sent (or after ``timeout``)."""
+        if not self.running[i] or self.leaving[i]:
+            return
+        t = self.now
+        self._trace_line(f"{self._us(t)} c leave {i}")
+        self.leaving[i] = True
+        self.metrics.deactivate(t, i)
+        self.metrics.leaving(t, i)
+        self.metrics.disruption(t, f"leave {self.names[i]}")
+        node = self.nodes[i]
+        assert node is not None
+        self._apply(i, node.handle(LeaveRequested(timeout=timeout), t), t)
+
+    def _stopped(self, i: int, epoch: int) -> None:
+        """A leaving member finished (memberlist users call Shutdown after Leave)."""
+        if not self.running[i] or self.epoch[i] != epoch:
+            return
+        t = self.now
+        node = self.nodes[i]
+        assert node is not None
+        node.shutdown()
+        self.running[i] = False
+        self._trace_line(f"{self._us(t)} c stopped {i}")
+        self.metrics.set_running(t, i, False)
+        self.metrics.disruption(t, f"stopped {self.names[i]}")
+
+    def partition(
+        self,
+        a: Iterable[int],
+        b: Iterable[int] | None = None,
+        *,
+        symmetric: bool = True,
+        pid: str | None = None,
+    ) -> str:
+        """Cut ``a`` from ``b`` (default: everyone else). One-way (``a`` -> ``b`` lost) when
+        not ``symmetric``. Returns the partition id for :meth:`heal`."""
+        sa = frozenset(a)
+        sb = frozenset(b) if b is not None else frozenset(range(self.n)) - sa
+        pid = pid or f"p{next(self._partition_seq)}"
+        self.net.partition(Partition(pid, sa, sb, symmetric))
+        self._trace_line(f"{self._us(self.now)} c partition {pid}")
+        self._network_changed(f"partition {pid}")
+        return pid
+
+    def heal(self, pid: str | None = None) -> None:
+        """End partition ``pid`` (None = all partitions)."""
+        healed = self.net.heal(pid)
+        if healed:
+            self._trace_line(f"{self._us(self.now)} c heal {','.join(healed)}")
+            self._network_changed(f"heal {','.join(healed)}")
+
+    def set_loss(self, loss: float, a: Iterable[int] | None = None,
+                 b: Iterable[int] | None = None, key: int = -1) -> None:
+        """Set packet loss on every link (or from ``a`` to ``b`` and back); replaces an
+        earlier call with the same ``key``."""
+        self.net.remove_rule(key)
+        if loss > 0 or a is not None:
+            sa = range(self.n) if a is None else a
+            sb = range(self.n) if b is None else b
+            self.net.add_rule(key, LinkSpec(loss=loss), sa, sb)
+        self._trace_line(f"{self._us(self.now)} c loss {loss!r}")
+        self._network_changed(f"loss {loss:g}")
+
+    def starve(self, i: int, delay: float) -> None:
+        """Member ``i`` handles everything it receives ``delay`` seconds late (0 = stop)."""
+        self.net.starve_delay[i] = delay
+        self._trace_line(f"{self._us(self.now)} c starve {i} {delay!r}")
+        self.metrics.disruption(self.now, f"starve {self.names[i]} {delay:g}s")
+
+    def _rule_on(self, k: int) -> None:
+        rule = self.scenario.links[k]
+        self.net.add_rule(k, rule, self.group(rule.src), self.group(rule.dst))
+        self._trace_line(f"{self._us(self.now)} c link+ {k}")
+        self._network_changed(f"link {k} on")
+
+    def _rule_off(self, k: int) -> None:
+        self.net.remove_rule(k)
+        self._trace_line(f"{self._us(self.now)} c link- {k}")
+        self._network_changed(f"link {k} off")
+
+    def _network_changed(self, what: str) -> None:
+        self._cut = self.net.any_blocking()
+        self.metrics.disruption(self.now, what)
+        self.metrics.recompute(self.now)
+
+    # ================================================================== scenario events
+
+    def call_at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
+        heapq.heappush(self._heap, (t, next(self._seq), K_CALL, -1, args, fn))
+
+    def _targets(self, ev: EventSpec, eligible: Callable[[int], bool]) -> list[int]:
+        if ev.node is not None:
+            if not -self.n <= ev.node < self.n:
+                raise ScenarioError(
+                    self.scenario.source,
+                    f"events[{ev.index}].node",
+                    f"{ev.node} is not a member index for {self.n} members",
+                )
+            cands = [ev.node % self.n]
+        else:
+            cands = list(self.group(ev.group or "all"))
+        cands = [i for i in cands if eligible(i)]
+        if ev.count is not None and ev.count < len(cands):
+            cands = sorted(self._scen_rng.sample(cands, ev.count))
+        return cands
+
+    def _scenario_event(self, ev: EventSpec) -> None:
+        a = ev.action
+        up = self._is_up
+        if a == "crash":
+            for i in self._targets(ev, up):
+                self.crash(i)
+        elif a == "leave":
+            for i in self._targets(ev, up):
+                self.leave(i, ev.timeout)
+        elif a in ("restart", "join"):
+            for i in self._targets(ev, lambda i: not self.running[i]):
+                self._start_member(i, ev.seeds)
+        elif a == "partition" or a == "flap":
+            if ev.between:
+                ga = self.group(ev.between[0])
+                gb = self.group(ev.between[1]) if len(ev.between) > 1 else None
+                sym = True
+            else:
+                assert ev.src is not None and ev.dst is not None
+                ga, gb, sym = self.group(ev.src), self.group(ev.dst), False
+            if a == "partition":
+                pid = self.partition(ga, gb, symmetric=sym, pid=ev.id)
+                if ev.until is not None:
+                    self.call_at(ev.until, self.heal, pid)
+            else:
+                assert ev.until is not None
+                pid = ev.id or f"flap{ev.index}"
+                t = ev.at
+                while t < ev.until:
+                    self.call_at(t, self._flap_down, ga, gb, sym, pid)
+                    t_up = min(t + ev.down, ev.until)
+                    self.call_at(t_up, self.heal, pid)
+                    t = t_up + ev.up
+        elif a == "heal":
+            self.heal(ev.id)
+        elif a == "starve":
+            for i in self._targets(ev, lambda i: True):
+                self.starve(i, ev.delay)
+                if ev.until is not None:
+                    self.call_at(ev.until, self.starve, i, 0.0)
+        elif a == "unstarve":
+            for i in self._targets(ev, lambda i: True):
+                self.starve(i, 0.0)
+        elif a == "churn":
+            self._churn(ev)
+
+    def _is_up(self, i: int) -> bool:
+        return self.running[i] and not self.leaving[i]
+
+    def _flap_down(self, ga: tuple[int, ...], gb: tuple[int, ...] | None, sym: bool,
+                   pid: str) -> None:
+        self.partition(ga, gb, symmetric=sym, pid=pid)
+
+    def _churn(self, ev: EventSpec) -> None:
+        """One churn step: one member goes (leave or crash), one stopped member (re)joins;
+        then schedule the next step after an exponential wait."""
+        t = self.now
+        assert ev.until is not None
+        if t >= ev.until:
+            return
+        rng = self._scen_rng
+        group = self.group(ev.group or "all")
+        up = [i for i in group if self._is_up(i)]
+        down = [i for i in group if not self.running[i]]
+        if up and len(up) > 1:
+            i = up[rng.randrange(len(up))]
+            if rng.random() < ev.crash_fraction:
+                self.crash(i)
+            else:
+                self.leave(i, ev.timeout)
+        if down:
+            j = down[rng.randrange(len(down))]
+            self._start_member(j, ev.seeds)
+        nxt = t + rng.expovariate(1.0 / ev.interval)
+        if nxt < ev.until:
+            self.call_at(nxt, self._churn, ev)
+
+    # ================================================================== the loop
+
+    def run_until(self, t_end: float) -> None:
+        """Process every event at or before ``t_end``; then the clock reads ``t_end``."""
+        heap = self._heap
+        pop = heapq.heappop
+        nodes = self.nodes
+        running = self.running
+        epoch = self.epoch
+        apply = self._apply
+        trace = self._trace
+        processed = 0
+        while heap and heap[0][0] <= t_end:
+            t, _, kind, target, tag, payload = pop(heap)
+            self.now = t
+            processed += 1
+            if kind == K_TIMER:
+                if epoch[target] != tag or not running[target]:
+                    continue
+                node = nodes[target]
+                assert node is not None
+                acts = node.handle(payload, t)
+                if acts:
+                    apply(target, acts, t)
+            elif kind == K_PACKET:
+                if not running[target]:
+                    self._drop("down", tag, target, t)
+                    continue
+                self.delivered += 1
+                trace.append(f"{int(t * 1e6 + 0.5)} d {tag} {target}")
+                if len(trace) >= _TRACE_FLUSH:
+                    self._flush_trace()
+                node = nodes[target]
+                assert node is not None
+                acts = node.handle(payload, t)
+                if acts:
+                    apply(target, acts, t)
+            else:
+                payload(*tag)
+        self.events_processed += processed
+        if t_end > self.now:
+            self.now = t_end
+
+    def request(self, i: int, inp: Input) -> list[Action]:
+        """Hand ``inp`` (a ``JoinRequested``, ``BroadcastRequested``,
+        ``UserMessageRequested``, ``MetaUpdateRequested``...) to running member ``i`` now;
+        its actions are carried out and returned."""
+        if not self.running[i]:
+            raise ValueError(f"{self.names[i]} is not running")
+        node = self.nodes[i]
+        assert node is not None
+        acts = node.handle(inp, self.now)
+        self._apply(i, acts, self.now)
+        return acts
+
+    def deliver(self, i: int, inp: Input, t: float, epoch: int) -> None:
+        """Hand ``inp`` to member ``i`` at ``t`` if process ``epoch`` is still running."""
+        if self.epoch[i] != epoch or not self.running[i]:
+            return
+        node = self.nodes[i]
+        assert node is not None
+        acts = node.handle(inp, t)
+        if acts:
+            self._apply(i, acts, t)
+
+    def _apply(self, i: int, acts: list[Action], t: float) -> None:
+        heap = self._heap
+        push = heapq.heappush
+        seq = self._seq
+        for a in acts:
+            tp = type(a)
+            if tp is SetTimer:
+                push(heap, (a.at, next(seq), K_TIMER, i, self.epoch[i], TimerFired(a.key)))  # type: ignore[union-attr]
+            elif tp is SendPacket:
+                self._send_packet(i, a, t)  # type: ignore[arg-type]
+            elif tp is MemberEvent:
+                self._member_event(i, a, t)  # type: ignore[arg-type]
+            elif tp is OpenStream:
+                self._open_stream(i, a, t)  # type: ignore[arg-type]
+            elif tp is ReplyStream:
+                self._reply_stream(i, a, t)  # type: ignore[arg-type]
+            elif tp is CloseStream:
+                self._close_stream(i, a, t)  # type: ignore[arg-type]
+            elif tp is LeaveCompleted:
+                self.call_at(t, self._stopped, i, self.epoch[i])
+
+    # ================================================================== packets
+
+    def _send_packet(self, src: int, a: SendPacket, t: float) -> None:
+        self.packets_sent += 1
+        size = a.size
+        self.bytes_sent += size
+        dst = self.addr_index.get(a.dest)
+        if dst is None:
+            self._drop("no_route", src, -1, t)
+            return
+        if size > self.scenario.max_packet:
+            self._drop("oversize", src, dst, t)
+            return
+        p = self.net.link(src, dst)
+        if p.blocked:
+            self._drop("partition", src, dst, t)
+            return
+        rnd = self._net_rng.random
+        if p.loss and rnd() < p.loss:
+            self._drop("loss", src, dst, t)
+            return
+        delay = p.latency()
+        if p.reorder and rnd() < p.reorder:
+            delay += rnd() * p.reorder_delay
+        arrive = t + delay + self.net.starve_delay[dst]
+        inp = PacketReceived(self.addrs[src], a.data, a.messages)
+        heapq.heappush(self._heap, (arrive, next(self._seq), K_PACKET, dst, src, inp))
+        if p.duplicate and rnd() < p.duplicate:
+            again = t + p.latency() + self.net.starve_delay[dst]
+            heapq.heappush(self._heap, (again, next(self._seq), K_PACKET, dst, src, inp))
+
+    def _drop(self, reason: str, src: int, dst: int, t: float) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self._trace.append(f"{int(t * 1e6 + 0.5)} x {reason} {src} {dst}")
+        if len(self._trace) >= _TRACE_FLUSH:
+            self._flush_trace()
+
+    # ================================================================== streams
+    #
+    # TCP is modelled as reliable with latency: the request arrives after a handshake
+    # (one-way there, back, there again), the reply one way later. Across a partition the
+    # SYN is lost and the dialer times out (after the stream's timeout, as a real dial to
+    # an unreachable host does). A crashed process on a live host refuses the connection
+    # after one round trip (its kernel answers the SYN with a reset). A connection open
+    # when either end crashes fails on the dialer side at its timeout.
+
+    def _open_stream(self, i: int, a: OpenStream, t: float) -> None:
+        self.streams_sent += 1
+        self.stream_bytes_sent += a.size
+        e = self.epoch[i]
+        dst = self.addr_index.get(a.dest)
+        st = _Stream(i, e, a.stream_id, -1 if dst is None else dst, 0, a.expect_reply)
+        self.call_at(t + a.timeout, self._stream_deadline, st)
+        if dst is None:
+            self._stream_trace("x no_route", i, -1, t)
+            return
+        p_there = self.net.link(i, dst)
+        p_back = self.net.link(dst, i)
+        if p_there.blocked or p_back.blocked or p_there.loss >= 1 or p_back.loss >= 1:
+            self._stream_trace("x partition", i, dst, t)
+            return
+        if a.size > MAX_PUSH_STATE_BYTES:
+            self._stream_trace("x oversize", i, dst, t)
+            self.call_at(t, self._stream_fail, st, "stream too large")
+            return
+        if not self.running[dst]:
+            rtt = p_there.latency() + p_back.latency()
+            self._stream_trace("x refused", i, dst, t)
+            self.call_at(t + rtt, self._stream_fail, st, "connection refused")
+            return
+        st.dest_epoch = self.epoch[dst]
+        arrive = t + p_there.latency() + p_back.latency() + p_there.latency()
+        arrive += self.net.starve_delay[dst]
+        sid = next(self._inbound_seq)
+        self._inbound[sid] = st
+        msg = None if a.data is not None else a.message
+        inp = StreamReceived(sid, self.addrs[i], a.data, msg)
+        self.call_at(arrive, self._stream_arrive, st, sid, inp)
+
+    def _stream_arrive(self, st: _Stream, sid: int, inp: StreamReceived) -> None:
+        t = self.now
+        dst = st.dest
+        if self.epoch[dst] != st.dest_epoch or not self.running[dst]:
+            self._inbound.pop(sid, None)
+            self._stream_trace("x reset", st.dialer, dst, t)
+            self.call_at(t + self.net.link(dst, st.dialer).latency(), self._stream_fail, st,
+                         "connection reset")
+            return
+        self._stream_trace("S", st.dialer, dst, t)
+        if not st.expect_reply:
+            self._inbound.pop(sid, None)
+            back = t + self.net.link(dst, st.dialer).latency()
+            self.call_at(back, self._stream_ok, st, StreamResponse(st.sid, None, None))
+        self.deliver(dst, inp, t, st.dest_epoch)
+
+    def _reply_stream(self, i: int, a: ReplyStream, t: float) -> None:
+        self.streams_sent += 1
+        self.stream_bytes_sent += a.size
+        st = self._inbound.pop(a.stream_id, None)
+        if st is None or st.done:
+            return
+        p = self.net.link(i, st.dialer)
+        if p.blocked or p.loss >= 1 or self.net.link(st.dialer, i).blocked:
+            self._stream_trace("x partition", i, st.dialer, t)
+            return  # the dialer times out
+        msg = None if a.data is not None else a.message
+        back = t + p.latency() + self.net.starve_delay[st.dialer]
+        self.call_at(back, self._stream_ok, st, StreamResponse(st.sid, a.data, msg))
+
+    def _close_stream(self, i: int, a: CloseStream, t: float) -> None:
+        st = self._inbound.pop(a.stream_id, None)
+        if st is None or st.done or not st.expect_reply:
+            return
+        back = t + self.net.link(i, st.dialer).latency()
+        self.call_at(back, self._stream_fail, st, "closed without reply")
+
+    def _stream_ok(self, st: _Stream, resp: StreamResponse) -> None:
+        if st.done:
+            return
+        st.done = True
+        self._stream_trace("R", st.dest, st.dialer, self.now)
+        self.deliver(st.dialer, resp, self.now, st.epoch)
+
+    def _stream_fail(self, st: _Stream, reason: str) -> None:
+        if st.done:
+            return
+        st.done = True
+        self.stream_failures += 1
+        self._stream_trace("F", st.dest, st.dialer, self.now)
+        self.deliver(st.dialer, StreamFailed(st.sid, reason), self.now, st.epoch)
+
+    def _stream_deadline(self, st: _Stream) -> None:
+        self._stream_fail(st, "i/o timeout")
+
+    def _stream_trace(self, what: str, a: int, b: int, t: float) -> None:
+        self._trace_line(f"{self._us(t)} s {what} {a} {b}")
+
+    # ================================================================== member events
+
+    def _member_event(self, o: int, ev: MemberEvent, t: float) -> None:
+        s = self.index.get(ev.member.name)
+        if s is None:
+            return
+        kind = ev.kind
+        self._trace.append(
+            f"{int(t * 1e6 + 0.5)} m {o} {s} {_EVENT_CODE[kind]} {ev.member.incarnation}"
+        )
+        self.metrics.member_event(t, o, s, kind, ev.member.incarnation)
+
+    def _in_view(self, o: int, s: int) -> bool:
+        node = self.nodes[o]
+        if node is None:
+            return False
+        m = node.member(self.names[s])
+        return m is not None and m.state in _IN_VIEW
+
+    def _view_of(self, o: int) -> list[int]:
+        node = self.nodes[o]
+        if node is None:
+            return []
+        index = self.index
+        return [index[m.name] for m in node.members() if m.name in index]
+
+    # ================================================================== trace
+
+    @staticmethod
+    def _us(t: float) -> int:
+        return int(t * 1e6 + 0.5)
+
+    def _trace_line(self, line: str) -> None:
+        self._trace.append(line)
+        if len(self._trace) >= _TRACE_FLUSH:
+            self._flush_trace()
+
+    def _flush_trace(self) -> None:
+        if self._trace:
+            self._trace.append("")
+            self._hash.update("\n".join(self._trace).encode())
+            self._trace.clear()
+
+    def trace_sha256(self) -> str:
+        self._flush_trace()
+        return self._hash.copy().hexdigest()
+
+    # ================================================================== sampling
+
+    def sample(self) -> None:
+        """Record one point of the timeline (views, health) at the current time."""
+        m = self.metrics
+        active = m.active_set
+        n_active = len(active)
+        health = 0
+        hsum = 0
+        for i in range(self.n):
+            if self.running[i]:
+                node = self.nodes[i]
+                assert node is not None
+                h = node.health_score
+                hsum += h
+                if h > health:
+                    health = h
+        n_run = sum(self.running)
+        if n_run:
+            self._health_sum += hsum / n_run
+            self._health_samples += 1
+        self.health_max = max(self.health_max, health)
+        if not self.timeline_enabled:
+            return
+        tl = self.timeline
+        tl["t"].append(round(self.now, 6))
+        tl["correct_fraction"].append(
+            round(m.correct_views() / n_active, 6) if n_active else 1.0
+        )
+        tl["mismatches"].append(float(m.total))
+        tl["mean_view"].append(
+            round(sum(m.view_size[o] for o in active) / n_active, 3) if n_active else 0.0
+        )
+        tl["running"].append(float(n_active))
+        tl["health_max"].append(float(health))
+
+    # ================================================================== results
+
+    def run(self, progress: Callable[[float, float], None] | None = None) -> dict[str, Any]:
+        """Run to the scenario's end and return the result (see :meth:`result`)."""
+        end = self.end
+        step = self.scenario.sample_interval or max(end / 600.0, 0.1)
+        t = 0.0
+        self.sample()
+        while t < end:
+            t = min(end, t + step)
+            self.run_until(t)
+            self.sample()
+            if progress is not None:
+                progress(t, end)
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        t = self.now
+        m = self.metrics
+        member_s = m.member_seconds_until(t)
+        msgs = self.packets_sent + self.streams_sent
+        byts = self.bytes_sent + self.stream_bytes_sent
+        out: dict[str, Any] = {
+            "scenario": self.scenario.name,
+            "seed": self.seed,
+            "nodes": self.n,
+            "profile": self.scenario.profile,
+            "fidelity": self.fidelity,
+            "simulated_seconds": round(t, 6),
+            "wall_seconds": None,
+            "convergence_s": m.convergence(t),
+            "last_disruption_s": round(m.last_disruption, 6),
+            "converged_at_end": m.total == 0,
+            "detections": m.detections(),
+            "false_suspicions": m.false_suspicions,
+            "false_deaths": m.false_deaths,
+            "partition_suspicions": m.partition_suspicions,
+            "partition_deaths": m.partition_deaths,
+            "messages_per_node_per_s": round(msgs / member_s, 4) if member_s else 0.0,
+            "bytes_per_node_per_s": round(byts / member_s, 2) if member_s else 0.0,
+            "bytes_mode": "wire" if self.wire else "encoded-uncompressed",
+            "packets": {
+                "sent": self.packets_sent,
+                "delivered": self.delivered,
+                "dropped": dict(sorted(self.drops.items())),
+                "bytes": self.bytes_sent,
+            },
+            "streams": {
+                "sent": self.streams_sent,
+                "failed": self.stream_failures,
+                "bytes": self.stream_bytes_sent,
+            },
+            "health_score": {
+                "max": self.health_max,
+                "mean": round(self._health_sum / self._health_samples, 4)
+                if self._health_samples
+                else 0.0,
+            },
+            "events_processed": self.events_processed,
+            "trace_sha256": self.trace_sha256(),
+        }
+        if self.timeline_enabled:
+            out["timeline"] = {k: list(v) for k, v in self.timeline.items()}
+            out["disruptions"] = [[round(dt, 6), what] for dt, what in m.disruptions]
+        return out
+
+    # ================================================================== checks (tests)
+
+    def check_views(self) -> None:
+        """Recompute the tracked views from the tables; raise if they disagree."""
+        m = self.metrics
+        total = 0
+        for o in range(self.n):
+            if m.active[o]:
+                view = set(self._view_of(o))
+                exp = {s for s in m.active_set if self.net.reachable(o, s)}
+                mm = len(view ^ exp)
+                if mm != m.mismatch[o]:
+                    raise AssertionError(
+                        f"t={self.now}: {self.names[o]} tracked mismatch {m.mismatch[o]} != {mm}"
+                    )
+                total += mm
+        if total != m.total:
+            raise AssertionError(f"t={self.now}: tracked total {m.total} != {total}")

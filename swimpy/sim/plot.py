@@ -1,0 +1,91 @@
+"""Plots of membership convergence over time (needs the ``plot`` extra: matplotlib).
+
+:func:`plot` takes the result of :func:`swimpy.sim.run` made with ``timeline=True`` (one
+run, or ``{"runs": [...]}``) and writes a PNG or SVG, chosen by the file's extension.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PlotError", "plot"]
+
+
+class PlotError(RuntimeError):
+    """The plot cannot be made (matplotlib missing, no timeline, bad file type)."""
+
+
+def _runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = result.get("runs", [result])
+    for r in runs:
+        if "timeline" not in r:
+            raise PlotError(
+                "the result has no timeline: run the simulation with timeline=True "
+                "(the CLI does this when --plot is given)"
+            )
+    return runs
+
+
+def plot(result: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:
+    """Write the convergence plot of ``result`` to ``path`` (.png or .svg)."""
+    out = Path(path)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise PlotError(f"{out}: expected a .png or .svg file name")
+    runs = _runs(result)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise PlotError(
+            "plotting needs matplotlib: pip install 'swimpy[plot]' (or pip install matplotlib)"
+        ) from None
+
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    single = len(runs) == 1
+    for r in runs:
+        tl = r["timeline"]
+        label = None if not single else "members whose view is correct"
+        alpha = 1.0 if single else max(0.15, 1.0 / len(runs) ** 0.5)
+        ax1.step(tl["t"], tl["correct_fraction"], where="post", color="tab:blue",
+                 alpha=alpha, label=label, linewidth=1.4 if single else 1.0)
+        ax2.step(tl["t"], tl["mean_view"], where="post", color="tab:green", alpha=alpha,
+                 label="mean members seen alive or suspect" if single else None)
+        ax2.step(tl["t"], tl["running"], where="post", color="black", alpha=alpha,
+                 linestyle="--", label="members running" if single else None)
+    first = runs[0]
+    labelled = False
+    for t, what in first.get("disruptions", []):
+        if t <= 0 and what.startswith("start"):
+            continue
+        for ax in (ax1, ax2):
+            ax.axvline(t, color="tab:red", alpha=0.35, linewidth=0.8,
+                       label=None if (ax is ax2 or labelled) else "disruption")
+        labelled = True
+    conv = first.get("convergence_s")
+    if single and conv is not None:
+        tc = first["last_disruption_s"] + conv
+        ax1.axvline(tc, color="tab:purple", linestyle=":", linewidth=1.2,
+                    label=f"converged (+{conv:.1f} s)")
+    ax1.set_ylim(-0.03, 1.03)
+    ax1.set_ylabel("fraction of members\nwith a correct view")
+    ax2.set_ylabel("members")
+    ax2.set_xlabel("simulated time (s)")
+    name = first["scenario"]
+    seeds = f"seed {first['seed']}" if single else f"{len(runs)} seeds"
+    ax1.set_title(title or f"{name}: {first['nodes']} members, {first['profile']} profile, {seeds}")
+    ax1.legend(loc="lower right", fontsize=8)
+    ax2.legend(loc="lower right", fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Fixed metadata so that the same result gives the same file.
+    meta: dict[str, Any] = {"Software": None} if out.suffix.lower() == ".png" else {"Date": None}
+    fig.savefig(out, dpi=110, metadata=meta)
+    plt.close(fig)
+    return out

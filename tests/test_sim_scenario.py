@@ -1,0 +1,159 @@
+"""Scenario files: parsing, errors that name file/line/key, package data."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import pytest
+
+from swimpy.sim import ScenarioError, list_scenarios, load_scenario, parse_scenario
+from swimpy.sim.scenario import GroupSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SIMULATIONS = ROOT / "simulations"
+PACKAGED = ROOT / "swimpy" / "scenarios"
+
+REQUIRED = {
+    "join",
+    "crash",
+    "partition-half",
+    "partition-minority",
+    "flapping-link",
+    "churn",
+    "starved-lifeguard",
+    "starved-no-lifeguard",
+    "wan-3dc",
+    "large",
+}
+
+
+def test_simulations_dir_and_package_data_hold_identical_files() -> None:
+    a = sorted(p.name for p in SIMULATIONS.glob("*.toml"))
+    b = sorted(p.name for p in PACKAGED.glob("*.toml"))
+    assert a == b, "simulations/ and swimpy/scenarios/ must hold the same files: copy them"
+    _match, mismatch, errors = filecmp.cmpfiles(SIMULATIONS, PACKAGED, a, shallow=False)
+    assert mismatch == [] and errors == [], f"differing scenario files: {mismatch + errors}"
+
+
+def test_every_required_experiment_is_shipped() -> None:
+    assert set(list_scenarios()) >= REQUIRED
+
+
+@pytest.mark.parametrize("name", sorted(REQUIRED))
+def test_shipped_scenario_loads_by_name_and_explains_itself(name: str) -> None:
+    sc = load_scenario(name)
+    assert sc.name == name
+    assert sc.description
+    text = (SIMULATIONS / f"{name}.toml").read_text()
+    assert text.startswith("#"), "each scenario starts with a comment saying what it shows"
+    assert "What it shows" in text
+
+
+def test_shipped_crash_scenario_starts_converged() -> None:
+    assert load_scenario("crash").start.mode == "converged"
+
+
+def test_scenario_loads_from_a_path(tmp_path: Path) -> None:
+    p = tmp_path / "mine.toml"
+    p.write_text('nodes = 7\nduration = "2m"\n')
+    sc = load_scenario(p)
+    assert (sc.name, sc.nodes, sc.duration) == ("mine", 7, 120.0)
+
+
+def test_unknown_scenario_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(ScenarioError, match=r"shipped scenarios: .*crash"):
+        load_scenario("no-such-scenario")
+
+
+def test_fraction_groups_scale_with_the_cluster() -> None:
+    g = GroupSpec(0.0, 0.5)
+    assert g.resolve(10) == tuple(range(5))
+    assert g.resolve(1000) == tuple(range(500))
+    assert GroupSpec(0.9, 1.0).resolve(5) == (4,)  # never empty
+    assert GroupSpec(count=1).resolve(50) == (49,)
+    assert GroupSpec(count=2, offset=0.0).resolve(50) == (0, 1)
+
+
+def test_overrides_rescale_and_revalidate() -> None:
+    sc = load_scenario("partition-half").with_overrides(nodes=100, profile="wan")
+    assert sc.nodes == 100 and sc.members_of("left") == tuple(range(50))
+    assert sc.base_config().probe_interval == 5.0
+    with pytest.raises(ScenarioError, match="profile"):
+        sc.with_overrides(profile="moon")
+
+
+def _err(text: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, source="bad.toml")
+    return info.value
+
+
+def test_syntax_error_names_file_and_line() -> None:
+    e = _err('nodes = 5\nduration = "60s"\n[network\n')
+    assert str(e).startswith("bad.toml:3:")
+    assert "not valid TOML" in str(e)
+
+
+def test_bad_value_names_file_line_key_and_expectation() -> None:
+    e = _err('nodes = 5\n\n[network]\nloss = 1.5\n')
+    assert e.key == "network.loss" and e.line == 4
+    assert str(e) == "bad.toml:4: network.loss: 1.5: expected a probability between 0 and 1"
+
+
+def test_error_in_an_event_points_at_its_line() -> None:
+    text = (
+        'nodes = 5\n[groups]\nvictim = { count = 1 }\n\n'
+        '[[events]]\nat = "5s"\naction = "crash"\ngroup = "victim"\n\n'
+        '[[events]]\nat = "soon"\naction = "crash"\ngroup = "victim"\n'
+    )
+    e = _err(text)
+    assert e.key == "events[1].at" and e.line == 11
+    assert "expected a duration" in str(e)
+
+
+def test_unknown_key_suggests_the_right_one() -> None:
+    e = _err('nodes = 5\n[[events]]\nat = "1s"\naction = "crash"\ngrup = "x"\n')
+    assert e.key == "events[0].grup" and e.line == 5
+    assert "did you mean 'group'" in str(e)
+
+
+def test_undefined_group_is_reported_with_the_defined_ones() -> None:
+    e = _err('[groups]\na = [0.0, 0.5]\n[[events]]\nat = "1s"\naction = "crash"\ngroup = "b"\n')
+    assert e.key == "events[0].group"
+    assert "not a group" in str(e) and "defined: a" in str(e)
+
+
+def test_bad_group_range_says_what_is_expected() -> None:
+    e = _err("[groups]\nleft = [0.5, 0.2]\n")
+    assert e.key == "groups.left" and e.line == 2
+    assert "fraction range" in str(e)
+
+
+def test_bad_config_override_is_reported_as_a_scenario_error() -> None:
+    e = _err("nodes = 3\n[config]\nprobe_timeout = \"5s\"\n")
+    assert e.key == "config.probe_timeout" and e.line == 3
+    assert "probe_interval" in str(e)
+
+
+def test_unknown_config_key_is_reported() -> None:
+    e = _err("[config]\nprobe_intervall = \"1s\"\n")
+    assert e.key == "config.probe_intervall"
+    assert "probe_interval" in str(e)
+
+
+def test_event_after_the_end_is_refused() -> None:
+    e = _err('duration = "10s"\n[[events]]\nat = "20s"\naction = "heal"\n')
+    assert e.key == "events[0].at" and "after the end" in str(e)
+
+
+def test_partition_needs_sides() -> None:
+    e = _err('[[events]]\nat = "1s"\naction = "partition"\n')
+    assert "between" in str(e)
+
+
+def test_latency_distribution_parameters_are_checked() -> None:
+    e = _err('[network]\nlatency = { dist = "uniform", low = "2ms" }\n')
+    assert e.key == "network.latency.high" and e.line == 2
+    ok = parse_scenario('[network]\nlatency = { dist = "normal", mean = "30ms", stddev = "3ms" }\n')
+    assert ok.latency.dist == "normal" and ok.latency.a == pytest.approx(0.03)
