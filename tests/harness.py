@@ -46,7 +46,9 @@ class Harness:
     crashed: set[str] = field(default_factory=set)
     events: list[tuple[float, str, MemberEvent]] = field(default_factory=list)
     actions: list[tuple[float, str, Action]] = field(default_factory=list)
-    _heap: list[tuple[float, int, str, Input]] = field(default_factory=list)
+    _heap: list[tuple[float, int, str, int, Input]] = field(default_factory=list)
+    #: bumped on every (re)start: events addressed to an earlier run are dropped
+    _epoch: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
     #: (receiver name, stream id) -> (dialer name, dialer stream id)
     _inbound: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
@@ -76,6 +78,7 @@ class Harness:
             encode=self.encode,
         )
         self.nodes[name] = node
+        self._epoch[name] = self._epoch.get(name, 0) + 1
         self.by_addr[("127.0.0.1", port)] = name
         self.crashed.discard(name)
         self._apply(name, node.start(self.now))
@@ -89,7 +92,7 @@ class Harness:
 
     def push(self, at: float, name: str, inp: Input) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, name, inp))
+        heapq.heappush(self._heap, (at, self._seq, name, self._epoch.get(name, 0), inp))
 
     def do(self, name: str, inp: Input) -> list[Action]:
         acts = self.nodes[name].handle(inp, self.now)
@@ -149,9 +152,9 @@ class Harness:
 
     def run_until(self, t: float) -> None:
         while self._heap and self._heap[0][0] <= t:
-            at, _, name, inp = heapq.heappop(self._heap)
+            at, _, name, epoch, inp = heapq.heappop(self._heap)
             self.now = at
-            if name in self.crashed:
+            if name in self.crashed or epoch != self._epoch[name]:
                 continue
             self._apply(name, self.nodes[name].handle(inp, at))
         self.now = t

@@ -92,10 +92,11 @@ def test_crash_is_suspected_then_declared_dead_by_everyone() -> None:
         s = first_event(h, obs, EventKind.SUSPECT, "c", t0)
         d = first_event(h, obs, EventKind.DEAD, "c", t0)
         assert s is not None and d is not None
-        # n = 3 -> k = 0 -> the 4 s minimum suspicion (a peer's earlier suspicion reaching
-        # this observer starts its own timer, so it may fire sooner after its own probe).
-        assert 0.5 <= s - t0 <= 2 * 3 + 1
-        assert d - s <= 4.0 + 0.01
+        # two peers each: c's turn comes within two rounds of a 2-entry round-robin, and a
+        # failed probe takes 1 s; gossip of the other survivor's suspicion can come first.
+        assert 0.5 <= s - t0 <= 5.01
+        # n = 3 -> k = 0 -> exactly the 4 s minimum suspicion after this observer's own start
+        assert d - s == pytest.approx(4.0, abs=0.01)
     assert h.view("a")["c"] == "dead"
 
 

@@ -162,9 +162,12 @@ class Delegate:
 @dataclass(slots=True)
 class _Probe:
     seq: int
-    name: str
+    #: the member as it was when the probe started (memberlist probes a copy)
+    target: Member
     sent: float
     deadline: float
+    #: the direct-ack window (ProbeTimeout) has passed: indirect probes are out
+    indirect: bool = False
     expected_nacks: int = 0
     nacks: int = 0
     fallback_ok: bool = False
@@ -279,6 +282,8 @@ class Node:
         self._started = False
         self._meta = bytes(meta)
         self._now = now
+        self._probe_at = now
+        self._tick_pending = False
         self._gossip_idle = False
         self._gossip_idle_next = now
 
@@ -357,7 +362,8 @@ class Node:
             bootstrap=True,
         )
         c = self.config
-        self._timer(_T_PROBE, now + self._stagger(c.probe_interval) + c.probe_interval)
+        self._probe_at = now + self._stagger(c.probe_interval) + c.probe_interval
+        self._timer(_T_PROBE, self._probe_at)
         if c.gossip_interval > 0 and c.gossip_nodes > 0:
             self._timer(_T_GOSSIP, now + self._stagger(c.gossip_interval) + c.gossip_interval)
         if c.push_pull_interval > 0:
@@ -436,9 +442,19 @@ class Node:
         kind = key[0]
         c = self.config
         if kind == "probe":
-            self._timer(_T_PROBE, now + c.probe_interval)
+            # A ticker: the next tick keeps the phase (no drift when a timer is late),
+            # and ticks missed entirely are dropped, as Go's time.Ticker does.
+            at = self._probe_at + c.probe_interval
+            while at <= now:
+                at += c.probe_interval
+            self._probe_at = at
+            self._timer(_T_PROBE, at)
             if self._probe is None:
                 self._probe_tick(now)
+            elif not self._tick_pending:
+                # Go's ticker channel holds one tick: the next probe starts as soon as
+                # the running one ends.
+                self._tick_pending = True
             else:
                 self.stats["probe_ticks_skipped"] += 1
         elif kind == "gossip":
@@ -713,7 +729,7 @@ class Node:
         c = self.config
         interval = self._awareness.scale_timeout(c.probe_interval)
         seq = self._next_seq()
-        probe = _Probe(seq, m.name, now, now + interval)
+        probe = _Probe(seq, m, now, now + interval)
         self._probe = probe
         self._acks[seq] = probe
         ping = Ping(seq, m.name, self._ip, self.advertise[1], self.name)
@@ -732,13 +748,12 @@ class Node:
         p = self._probe
         if p is None or p.seq != seq or p.done:
             return
-        m = self._members.get(p.name)
-        if m is None:
-            return
+        p.indirect = True
+        m = p.target
         # Indirect probes through k random alive members.
         peers = self._k_random(
             self.config.indirect_checks,
-            lambda x: x.name != self.name and x.name != p.name and x.state == State.ALIVE,
+            lambda x: x.name != self.name and x.name != m.name and x.state == State.ALIVE,
         )
         for peer in peers:
             want_nack = peer.pmax >= 4
@@ -764,19 +779,25 @@ class Node:
         p.done = True
         self._probe = None
         self._acks.pop(seq, None)
+        m = p.target
         if p.fallback_ok:
-            log.info("%s: was able to reach %s over TCP but not UDP", self.name, p.name)
+            log.info("%s: was able to reach %s over TCP but not UDP", self.name, m.name)
             self.stats["tcp_fallback_successes"] += 1
             self._awareness.apply_delta(-1)
-            return
-        delta = max(0, p.expected_nacks - p.nacks) if p.expected_nacks > 0 else 1
-        self._awareness.apply_delta(delta)
-        self.stats["probes_failed"] += 1
-        m = self._members.get(p.name)
-        if m is None:
-            return
-        log.info("%s: suspect %s has failed, no acks received", self.name, p.name)
-        self._suspect_node(Suspect(m.incarnation, m.name, self.name), now)
+        else:
+            delta = max(0, p.expected_nacks - p.nacks) if p.expected_nacks > 0 else 1
+            self._awareness.apply_delta(delta)
+            self.stats["probes_failed"] += 1
+            log.info("%s: suspect %s has failed, no acks received", self.name, m.name)
+            # The incarnation from probe start: a refutation that arrived meanwhile makes
+            # this suspicion stale, as in memberlist (it suspects its copy of the node).
+            self._suspect_node(Suspect(m.incarnation, m.name, self.name), now)
+        self._run_pending_tick(now)
+
+    def _run_pending_tick(self, now: float) -> None:
+        if self._tick_pending and self._probe is None:
+            self._tick_pending = False
+            self._probe_tick(now)
 
     def _on_ack(self, ack: Ack, now: float) -> None:
         h = self._acks.pop(ack.seq_no, None)
@@ -790,10 +811,14 @@ class Node:
         if h.done:
             return
         h.done = True
+        self._awareness.apply_delta(-1)
+        if not h.indirect:
+            # memberlist reports RTT only for an ack within ProbeTimeout; a late or relayed
+            # ack saves the member but is no round-trip sample (Serf's coordinates).
+            self._out.append(PingCompleted(h.target.name, now - h.sent, ack.payload))
         if self._probe is h:
             self._probe = None
-        self._awareness.apply_delta(-1)
-        self._out.append(PingCompleted(h.name, now - h.sent, ack.payload))
+            self._run_pending_tick(now)
 
     def _on_nack(self, nack: Nack) -> None:
         h = self._acks.get(nack.seq_no)
@@ -826,9 +851,12 @@ class Node:
 
     def _on_indirect_ping(self, ind: IndirectPing, source: Address, now: float) -> None:
         host = self._ip_str(ind.target)
-        if host is None or ind.port == 0:
+        if host is None:
             self._drop("malformed", "indirect ping with a bad target address")
             return
+        target_port = ind.port
+        if target_port == 0 or self.config.protocol_version < 2:
+            target_port = self.config.bind_port or self.advertise[1]
         reply_to = source
         if ind.source_addr and ind.source_port:
             h = self._ip_str(ind.source_addr)
@@ -841,7 +869,7 @@ class Node:
         self._acks[seq] = _Relay(ind.seq_no, reply_to, ind.nack)
         self._timer(("relay_end", seq), now + self.config.probe_timeout)
         self._send_msg(
-            (host, ind.port), Ping(seq, ind.node, self._ip, self.advertise[1], self.name)
+            (host, target_port), Ping(seq, ind.node, self._ip, self.advertise[1], self.name)
         )
 
     # ------------------------------------------------------------------ gossip
@@ -957,11 +985,16 @@ class Node:
             self._drop("malformed", f"alive for {a.node!r} with a bad address")
             return
         port = a.port
-        if port == 0 or (len(vsn) > 2 and vsn[2] < 2):
+        if not bootstrap and (port == 0 or self.config.protocol_version < 2):
+            # handleAlive / readRemoteState: protocol 1 carried no port; use our BindPort
             port = self.config.bind_port or self.advertise[1]
         state = self._members.get(a.node)
         updates_node = False
         if not is_local and type(self._delegate) is not Delegate:
+            if len(vsn) < 6:
+                # memberlist refuses short version vectors when an Alive delegate is set
+                self._drop("bad_version", f"alive for {a.node!r} without a full Vsn")
+                return
             candidate = Member(
                 a.node, host, port, a.meta, a.incarnation, State.ALIVE, now, vsn, a.addr
             )
@@ -1015,11 +1048,12 @@ class Node:
                     except Exception:
                         log.exception("%s: delegate notify_conflict failed", self.name)
                     return
-        if not fresh:
-            if a.incarnation <= state.incarnation and not is_local and not updates_node:
-                return
-            if a.incarnation < state.incarnation and is_local:
-                return
+        # A fresh entry starts dead at incarnation 0, so (as in memberlist) an alive at
+        # incarnation 0 leaves it dead; Go nodes never send one.
+        if a.incarnation <= state.incarnation and not is_local and not updates_node:
+            return
+        if not fresh and a.incarnation < state.incarnation and is_local:
+            return
         self._suspicions.pop(a.node, None)
         old_state, old_meta = state.state, state.meta
         if not bootstrap and is_local:
@@ -1214,31 +1248,32 @@ class Node:
     def _verify_protocol(self, remote: Sequence[PushNodeState | Member]) -> str | None:
         """memberlist ``verifyProtocol``: None if compatible, else the reason.
 
-        Works on the distinct version vectors, so a table of thousands of members with
-        a handful of versions costs a few set operations.
+        As in Go, alive entries without versions are left out of the ranges, and every
+        entry is then checked with missing versions read as 0. Works on the distinct
+        version vectors, so thousands of members with a few versions cost little.
         """
         alive = State.ALIVE
         local = self._members.values()
-        alive_vsns = {m.vsn for m in local if m.state == alive and len(m.vsn) >= 6}
-        alive_vsns.update(r.vsn for r in remote if r.state == alive and len(r.vsn) >= 6)
+        alive_vsns = {m.vsn for m in local if m.state == alive and m.vsn}
+        alive_vsns.update(r.vsn for r in remote if r.state == alive and r.vsn)
         if not alive_vsns:
             return None
-        maxpmin = max(v[0] for v in alive_vsns)
-        minpmax = min(v[1] for v in alive_vsns)
-        maxdmin = max(v[3] for v in alive_vsns)
-        mindmax = min(v[4] for v in alive_vsns)
-        every = {r.vsn for r in remote if len(r.vsn) >= 6}
-        every.update(m.vsn for m in local if len(m.vsn) >= 6)
-        for v in every:
+        padded = [_vsn6(v) for v in alive_vsns]
+        maxpmin = max(v[0] for v in padded)
+        minpmax = min(v[1] for v in padded)
+        maxdmin = max(v[3] for v in padded)
+        mindmax = min(v[4] for v in padded)
+        every = {r.vsn for r in remote}
+        every.update(m.vsn for m in local)
+        for raw in every:
+            v = _vsn6(raw)
             bad = None
             if not maxpmin <= v[2] <= minpmax:
                 bad = f"protocol version ({v[2]}) is incompatible: [{maxpmin}, {minpmax}]"
             elif not maxdmin <= v[5] <= mindmax:
                 bad = f"delegate protocol version ({v[5]}) is incompatible: [{maxdmin}, {mindmax}]"
             if bad is not None:
-                who = next(
-                    (x.name for x in [*remote, *local] if x.vsn == v), "?"
-                )
+                who = next((x.name for x in [*remote, *local] if x.vsn == raw), "?")
                 return f"node {who!r} {bad}"
         return None
 
@@ -1549,6 +1584,11 @@ def _payload_size(msg: StreamPayload) -> int:
         + n_user
         + sum([m.wire_size for m in msg.members])
     )
+
+
+def _vsn6(v: bytes) -> bytes:
+    """A version vector padded with zeros to its six entries (missing = 0, as in Go)."""
+    return v if len(v) >= 6 else v + bytes(6 - len(v))
 
 
 def _state_or_dead(v: int) -> State:

@@ -30,7 +30,8 @@ class Broadcast:
 @dataclass(slots=True)
 class BroadcastQueue:
     retransmit_mult: int
-    #: most items kept; the most-transmitted are pruned first (Serf's MaxQueueDepth)
+    #: most unnamed (user) broadcasts kept; the most-transmitted are pruned first (Serf's
+    #: MaxQueueDepth). Named broadcasts (one per member) are never pruned, as in memberlist.
     max_depth: int = 4096
     _items: list[Broadcast] = field(default_factory=list)
     _by_name: dict[str, Broadcast] = field(default_factory=dict)
@@ -54,7 +55,7 @@ class BroadcastQueue:
             self._by_name[b.name] = b
         self._items.append(b)
         self._sorted = False
-        if len(self._items) > self.max_depth:
+        if len(self._items) - len(self._by_name) > self.max_depth:
             self.prune(self.max_depth)
 
     def _finish(self, b: Broadcast) -> None:
@@ -108,16 +109,21 @@ class BroadcastQueue:
         return out
 
     def prune(self, max_retain: int) -> None:
-        """Drop the most-transmitted (then oldest) items beyond ``max_retain``."""
-        if len(self._items) <= max_retain:
+        """Keep at most ``max_retain`` unnamed broadcasts, dropping the most-transmitted
+        (then oldest) first. Named (membership) broadcasts are kept."""
+        unnamed = [b for b in self._items if b.name is None]
+        if len(unnamed) <= max_retain:
             return
         self._sort()
-        drop = self._items[max_retain:]
-        self._items = self._items[:max_retain]
-        for b in drop:
-            if b.name is not None and self._by_name.get(b.name) is b:
-                del self._by_name[b.name]
-            self._finish(b)
+        unnamed = [b for b in self._items if b.name is None]
+        drop = {id(b) for b in unnamed[max_retain:]}
+        keep = []
+        for b in self._items:
+            if id(b) in drop:
+                self._finish(b)
+            else:
+                keep.append(b)
+        self._items = keep
 
     def reset(self) -> None:
         for b in self._items:
