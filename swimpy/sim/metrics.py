@@ -231,19 +231,15 @@ class Metrics:
     # ------------------------------------------------------------------ crash / leave
 
     def crashed(self, t: float, s: int) -> None:
-        self._close(s)
-        w = Watch("crash", s, t)
-        w.pending = {
-            o for o in self.active_set if o != s and self._reachable(o, s) and self._in_view(o, s)
-        }
-        if not w.pending:
-            w.all_done = t
-        self.watches.append(w)
-        self._open[s] = w
+        self._watch("crash", t, s)
 
     def leaving(self, t: float, s: int) -> None:
+        self._watch("leave", t, s)
+
+    def _watch(self, kind: str, t: float, s: int) -> None:
+        """Start tracking how member ``s``'s crash or leave spreads to those who see it."""
         self._close(s)
-        w = Watch("leave", s, t)
+        w = Watch(kind, s, t)
         w.pending = {
             o for o in self.active_set if o != s and self._reachable(o, s) and self._in_view(o, s)
         }

@@ -75,6 +75,18 @@ def _name_len(s: str) -> int:
     return len(s) if s.isascii() else len(s.encode("utf-8", "surrogateescape"))
 
 
+def _source_size(msg: Ping | IndirectPing) -> int:
+    """The omitempty SourceAddr / SourceNode / SourcePort entries (key 11 bytes each)."""
+    n = 0
+    if msg.source_addr:
+        n += 11 + bytes_size(len(msg.source_addr))
+    if msg.source_node:
+        n += 11 + raw_size(_name_len(msg.source_node))
+    if msg.source_port:
+        n += 11 + uint_size(msg.source_port)
+    return n
+
+
 def message_size(msg: Message) -> int:
     """Size of ``encode_message(msg)`` (type byte included), computed without encoding
     for the probe messages that dominate traffic; other types are encoded."""
@@ -82,13 +94,7 @@ def message_size(msg: Message) -> int:
     if t is Ping:
         assert isinstance(msg, Ping)
         n = 2 + 5 + raw_size(_name_len(msg.node)) + 6 + uint_size(msg.seq_no)
-        if msg.source_addr:
-            n += 11 + bytes_size(len(msg.source_addr))
-        if msg.source_node:
-            n += 11 + raw_size(_name_len(msg.source_node))
-        if msg.source_port:
-            n += 11 + uint_size(msg.source_port)
-        return n
+        return n + _source_size(msg)
     if t is Ack:
         assert isinstance(msg, Ack)
         return 2 + 8 + bytes_size(len(msg.payload)) + 6 + uint_size(msg.seq_no)
@@ -99,13 +105,7 @@ def message_size(msg: Message) -> int:
         assert isinstance(msg, IndirectPing)
         n = 2 + 5 + 1 + 5 + raw_size(_name_len(msg.node)) + 5 + uint_size(msg.port)
         n += 6 + uint_size(msg.seq_no) + 7 + bytes_size(len(msg.target))
-        if msg.source_addr:
-            n += 11 + bytes_size(len(msg.source_addr))
-        if msg.source_node:
-            n += 11 + raw_size(_name_len(msg.source_node))
-        if msg.source_port:
-            n += 11 + uint_size(msg.source_port)
-        return n
+        return n + _source_size(msg)
     if t is UserMsg:
         assert isinstance(msg, UserMsg)
         return 1 + len(msg.payload)
