@@ -836,3 +836,61 @@ def test_hostile_packets_never_raise_or_corrupt_the_table(packets: list[bytes]) 
     assert me is not None and me.state == State.ALIVE
     for name in n._suspicions:
         assert n._members[name].state == State.SUSPECT
+
+
+# ----------------------------------------------- probe details checked against memberlist
+
+
+def _probe_b_of_two(node: Node, now: float = 2.0) -> Ping:
+    """Members b and c; the next probe goes to b. Returns the ping to b."""
+    feed(node, alive("b", port=8001), alive("c", port=8002))
+    node._order = ["b", "c", "self"]
+    node._probe_index = 0
+    pings = [m for m in sent(node.handle(TimerFired(("probe",)), now)) if isinstance(m, Ping)]
+    assert [p.node for p in pings] == ["b"]
+    return pings[0]
+
+
+def test_tick_missed_during_a_probe_starts_the_next_probe_when_it_ends() -> None:
+    # memberlist's probe loop is a time.Ticker whose channel holds one tick: a tick that
+    # falls due while probeNode still waits is taken as soon as it returns.
+    n = mk()
+    ping = _probe_b_of_two(n)
+    n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    n.handle(TimerFired(("probe",)), 3.0)  # due while the probe of b is in flight
+    acts = n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    assert [m.node for m in sent(acts) if isinstance(m, Ping)] == ["c"]
+
+
+def test_ack_after_probe_timeout_saves_the_target_but_reports_no_rtt() -> None:
+    # probeNode calls NotifyPingComplete only for an ack within ProbeTimeout; later acks
+    # (late direct or relayed) only end the probe. Serf feeds RTTs into its coordinates.
+    n = mk()
+    n._awareness.apply_delta(1)
+    ping = _probe_b_of_two(n)
+    n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    acts = feed(n, Ack(ping.seq_no, b"coord"), now=2.7)
+    assert [a for a in acts if isinstance(a, PingCompleted)] == []
+    assert n.health_score == 0  # still a successful probe
+    assert events(n.handle(TimerFired(("probe_end", ping.seq_no)), 4.0)) == []
+
+
+def test_failed_probe_does_not_suspect_a_member_that_refuted_meanwhile() -> None:
+    # probeNode suspects the incarnation of its copy taken at probe start; an alive with
+    # a higher incarnation that arrived during the probe makes that suspicion stale.
+    n = mk()
+    ping = _probe_b_of_two(n)
+    n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    feed(n, alive("b", inc=2, port=8001), now=2.6)
+    acts = n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    assert (EventKind.SUSPECT, "b") not in events(acts)
+    m = n.member("b")
+    assert m is not None and m.state == State.ALIVE and m.incarnation == 2
+
+
+def test_alive_keeps_its_port_when_the_sender_speaks_protocol_1() -> None:
+    # handleAlive substitutes BindPort only when *our* protocol version < 2 or port 0.
+    n = mk()  # protocol_version 2
+    feed(n, alive("b", port=8001, vsn=bytes([1, 5, 1, 2, 5, 4])))
+    m = n.member("b")
+    assert m is not None and m.port == 8001

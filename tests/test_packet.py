@@ -38,6 +38,7 @@ from swimpy.wire.packet import (
     remove_label_header_untrusted,
     split_compound_untrusted,
 )
+from tests.strategies import wire_options
 from tests.test_messages import LOCALHOST, SERF_META_WEB, VSN_SERF, load_vectors, packet_messages
 
 V = load_vectors()
@@ -439,31 +440,11 @@ _PROPS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-#: (encryption version, key size) or None
-ENCRYPTIONS: list[tuple[int, int] | None] = [None, (0, 16), (0, 32), (1, 16), (1, 32), (1, 24)]
-
-
-@st.composite
-def layer_options(draw: st.DrawFn) -> tuple[WireOptions, bool, int]:
-    enc = draw(st.sampled_from(ENCRYPTIONS))
-    keyring = None
-    version = 1
-    if enc is not None:
-        version, size = enc
-        keyring = Keyring([draw(st.binary(min_size=size, max_size=size))])
-    opts = WireOptions(
-        keyring=keyring,
-        encryption_version=version,
-        compression=draw(st.booleans()),
-        label=draw(st.sampled_from([b"", b"x"])),
-    )
-    return opts, draw(st.booleans()), draw(st.integers(0, 2**32))
-
 
 @st.composite
 def valid_packets(draw: st.DrawFn) -> tuple[bytes, WireOptions, list[PacketMessage]]:
     msgs = draw(st.lists(packet_messages, min_size=1, max_size=6))
-    opts, crc, seed = draw(layer_options())
+    opts, crc, seed = draw(wire_options())
     encoded = [encode_message(m) for m in msgs]
     body = encoded[0] if len(encoded) == 1 else make_compound(encoded)
     raw = encode_packet(body, opts, crc=crc, nonce_source=random.Random(seed).randbytes)
@@ -480,7 +461,7 @@ def test_every_message_round_trips_through_every_layer_combination(
 
 
 @_PROPS
-@given(packet_messages, layer_options())
+@given(packet_messages, wire_options())
 def test_single_message_round_trips_through_every_layer_combination(
     msg: PacketMessage, layer: tuple[WireOptions, bool, int]
 ) -> None:

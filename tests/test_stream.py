@@ -32,6 +32,7 @@ from swimpy.wire.stream import (
     frame_stream,
     parse_stream_untrusted,
 )
+from tests.strategies import wire_options
 from tests.test_messages import (
     LOCALHOST,
     SERF_META_WEB,
@@ -441,30 +442,11 @@ stream_messages: st.SearchStrategy[StreamMessage] = st.one_of(
     st.builds(UserStream, st.binary(max_size=300)),
 )
 
-ENCRYPTIONS: list[tuple[int, int] | None] = [None, (0, 16), (0, 32), (1, 16), (1, 32)]
-
-
-@st.composite
-def stream_options(draw: st.DrawFn) -> tuple[WireOptions, bool, int]:
-    enc = draw(st.sampled_from(ENCRYPTIONS))
-    keyring = None
-    version = 1
-    if enc is not None:
-        version, size = enc
-        keyring = Keyring([draw(st.binary(min_size=size, max_size=size))])
-    opts = WireOptions(
-        keyring=keyring,
-        encryption_version=version,
-        compression=draw(st.booleans()),
-        label=draw(st.sampled_from([b"", b"x"])),
-    )
-    return opts, draw(st.booleans()), draw(st.integers(0, 2**32))
-
 
 @st.composite
 def valid_streams(draw: st.DrawFn) -> tuple[bytes, WireOptions, bool, StreamMessage]:
     msg = draw(stream_messages)
-    opts, dialer, seed = draw(stream_options())
+    opts, dialer, seed = draw(wire_options())
     raw = frame_stream(
         encode_stream_message(msg), opts, nonce_source=random.Random(seed).randbytes, dialer=dialer
     )
