@@ -9,6 +9,9 @@ Cases (each runs in its own process, so its peak RSS is its own):
 * ``crash-1000``: the shipped ``crash`` scenario (starts converged) with 1,000 LAN members
   for 300 simulated seconds in fast mode. Target: under 60 s of wall time on one core.
 * ``crash-10000``: the same with 10,000 members for 60 s. Target: under 16 GiB peak RSS.
+* ``join-1000``: the shipped ``join`` scenario with 1,000 members for 60 s: a cluster
+  forming by joins, with thousands of broadcasts in flight (the broadcast queue's and the
+  duplicate-alive path's worst case).
 * ``fidelity``: the same 100-member run in fast and wire mode (same trace, wall ratio).
 * ``distributions``: crash detection and join/heal convergence over many seeds, on small
   clusters (what ``tests/test_sim_schedule.py`` bounds).
@@ -40,7 +43,7 @@ from swimpy.sim.runner import percentile  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sim.json"
 DEFAULT_CASES = ("crash-1000", "fidelity", "distributions", "scenarios")
-ALL_CASES = ("crash-1000", "crash-10000", "fidelity", "distributions", "scenarios")
+ALL_CASES = ("crash-1000", "crash-10000", "join-1000", "fidelity", "distributions", "scenarios")
 
 
 def peak_rss_mib() -> float:
@@ -100,8 +103,8 @@ group = "newcomer"
 """
 
 
-def case_crash(nodes: int, duration: float) -> dict[str, Any]:
-    sc = sim.load_scenario("crash").with_overrides(nodes=nodes, duration=duration)
+def case_crash(nodes: int, duration: float, scenario: str = "crash") -> dict[str, Any]:
+    sc = sim.load_scenario(scenario).with_overrides(nodes=nodes, duration=duration)
     t0 = time.perf_counter()
     s = Simulation(sc, 1)
     t1 = time.perf_counter()
@@ -109,11 +112,11 @@ def case_crash(nodes: int, duration: float) -> dict[str, Any]:
     r = s.run()
     t2 = time.perf_counter()
     return {
-        "scenario": "crash",
+        "scenario": scenario,
         "nodes": nodes,
         "simulated_seconds": duration,
-        "fidelity": "fast",
-        "start": "converged",
+        "fidelity": sc.fidelity,
+        "start": sc.start.mode,
         "wall_seconds": round(t2 - t0, 2),
         "setup_seconds": round(t1 - t0, 2),
         "run_seconds": round(t2 - t1, 2),
@@ -124,6 +127,8 @@ def case_crash(nodes: int, duration: float) -> dict[str, Any]:
         "convergence_s": r["convergence_s"],
         "detections": r["detections"],
         "false_suspicions": r["false_suspicions"],
+        "packets": r["packets"],
+        "streams": r["streams"],
         "messages_per_node_per_s": r["messages_per_node_per_s"],
         "bytes_per_node_per_s": r["bytes_per_node_per_s"],
         "trace_sha256": r["trace_sha256"],
@@ -222,6 +227,7 @@ def case_scenarios() -> dict[str, Any]:
 CASES: dict[str, Any] = {
     "crash-1000": lambda: case_crash(1000, 300.0),
     "crash-10000": lambda: case_crash(10000, 60.0),
+    "join-1000": lambda: case_crash(1000, 60.0, "join"),
     "fidelity": case_fidelity,
     "distributions": case_distributions,
     "scenarios": case_scenarios,

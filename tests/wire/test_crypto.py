@@ -28,7 +28,7 @@ from swimpy.wire.crypto import (
 from swimpy.wire.errors import WireError
 
 _HERE = Path(__file__).resolve()
-_SHARED_VECTORS = _HERE.parents[1].parent / "shared" / "vectors"
+_SHARED_VECTORS = _HERE.parents[2].parent / "shared" / "vectors"
 _LOCAL_VECTORS = _HERE.parent / "vectors"
 
 KEY = bytes(range(16))  # 000102..0f

@@ -14,7 +14,7 @@ from swimpy.wire.errors import WireError
 from swimpy.wire.lzw import compress, decompress_untrusted
 
 _HERE = Path(__file__).resolve()
-_SHARED_VECTORS = _HERE.parents[1].parent / "shared" / "vectors"
+_SHARED_VECTORS = _HERE.parents[2].parent / "shared" / "vectors"
 _LOCAL_VECTORS = _HERE.parent / "vectors"
 
 

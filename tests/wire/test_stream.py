@@ -33,7 +33,7 @@ from swimpy.wire.stream import (
     parse_stream_untrusted,
 )
 from tests.strategies import wire_options
-from tests.test_messages import (
+from tests.wire.test_messages import (
     LOCALHOST,
     SERF_META_WEB,
     VSN_SERF,

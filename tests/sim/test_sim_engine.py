@@ -15,7 +15,7 @@ from swimpy.core.types import JoinRequested, State
 from swimpy.sim import Simulation, list_scenarios, load_scenario, parse_scenario, run
 from swimpy.sim.runner import Progress, percentile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 SMALL_CRASH = """
 nodes = 5

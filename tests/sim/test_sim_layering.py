@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_layering import violations
+from tests.core.test_layering import violations
 
-SIM = Path(__file__).resolve().parents[1] / "swimpy" / "sim"
+SIM = Path(__file__).resolve().parents[2] / "swimpy" / "sim"
 #: runner.py reads time.perf_counter for wall_seconds and the progress bar, nothing else.
 ALLOWED = {"runner.py": {"import time"}}
 

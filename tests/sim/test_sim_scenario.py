@@ -10,7 +10,7 @@ import pytest
 from swimpy.sim import ScenarioError, list_scenarios, load_scenario, parse_scenario
 from swimpy.sim.scenario import GroupSpec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SIMULATIONS = ROOT / "simulations"
 PACKAGED = ROOT / "swimpy" / "scenarios"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1] / "swimpy"
+ROOT = Path(__file__).resolve().parents[2] / "swimpy"
 PURE = [ROOT / "core", ROOT / "wire", ROOT / "profiles.py"]
 FORBIDDEN_MODULES = {
     "socket",
