@@ -577,14 +577,14 @@ class Node:
         sizes = [n]
         for b in bcasts:
             msgs.append(b.message)
-            raws.append(b.data)
-            sizes.append(len(b.data))
+            raws.append(b.part)  # type: ignore[arg-type]
+            sizes.append(b.size)
         # v0.2.2 sendMsg passes no node: no CRC on pings, acks, nacks (WIRE.md §5.1).
         self._send(dest, msgs, raws, sizes, crc=False)
 
     def _get_broadcasts(self, overhead: int, limit: int, max_parts: int) -> list[Broadcast]:
         out = self._queue.get_broadcasts(overhead, limit, self.num_nodes, max_parts)
-        used = sum(overhead + len(b.data) for b in out)
+        used = sum(overhead + b.size for b in out)
         remaining = limit - used
         if remaining > overhead + USER_MSG_OVERHEAD and len(out) < max_parts:
             try:
@@ -596,11 +596,13 @@ class Node:
                 if len(out) >= max_parts:
                     break
                 m = UserMsg(bytes(payload))
-                out.append(Broadcast(None, m, encode_message(m)))
+                raw = encode_message(m)
+                out.append(Broadcast(None, m, raw, len(raw)))
         return out
 
     def _broadcast(self, name: str | None, msg: PacketMessage, notify: int | None = None) -> None:
-        self._queue.queue(Broadcast(name, msg, encode_message(msg), notify))
+        raw = encode_message(msg)
+        self._queue.queue(Broadcast(name, msg, raw, len(raw), notify))
         if self._gossip_idle:
             self._wake_gossip()
 
@@ -896,8 +898,8 @@ class Node:
             self._send(
                 t.address,
                 [b.message for b in bcasts],
-                [b.data for b in bcasts],
-                [len(b.data) for b in bcasts],
+                [b.part for b in bcasts],  # type: ignore[misc]
+                [b.size for b in bcasts],
                 crc=t.pmax >= 5,
             )
 

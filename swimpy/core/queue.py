@@ -19,8 +19,12 @@ class Broadcast:
     #: node name for memberlist's own messages (invalidation key); None = never invalidated
     name: str | None
     message: PacketMessage
-    #: encoded bytes, type byte included
-    data: bytes
+    #: what the engine's codec made of ``message`` for packing into packets: the encoded
+    #: bytes (type byte included) with the wire codec, the message itself with the
+    #: simulator's object codec
+    part: object
+    #: encoded size in bytes, type byte included (what counts against the UDP budget)
+    size: int
     #: token reported back when the broadcast is finished (sent limit times or replaced)
     notify: int | None = None
     transmits: int = 0
@@ -68,7 +72,7 @@ class BroadcastQueue:
 
     def _sort(self) -> None:
         if not self._sorted:
-            self._items.sort(key=lambda b: (b.transmits, -len(b.data), -b.id))
+            self._items.sort(key=lambda b: (b.transmits, -b.size, -b.id))
             self._sorted = True
 
     def get_broadcasts(
@@ -85,8 +89,8 @@ class BroadcastQueue:
             free = limit - used - overhead
             if free <= 0 or len(out) >= max_parts:
                 break
-            if len(b.data) <= free:
-                used += overhead + len(b.data)
+            if b.size <= free:
+                used += overhead + b.size
                 out.append(b)
         if not out:
             return out
