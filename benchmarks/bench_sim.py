@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from swimpy import sim  # noqa: E402
-from swimpy.sim.engine import Simulation  # noqa: E402
+from swimpy.sim.simulation import Simulation  # noqa: E402
 from swimpy.sim.runner import percentile  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sim.json"

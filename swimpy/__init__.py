@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from swimpy import profiles
-from swimpy.core.node import Delegate, Node
-from swimpy.core.types import EventKind, Member, State
+from swimpy.core import Delegate, Engine, EventKind, Member, State
 from swimpy.profiles import Config, ConfigError
 from swimpy.wire.errors import WireError
 
@@ -15,8 +14,8 @@ __all__ = [
     "ConfigError",
     "Delegate",
     "EventKind",
+    "Engine",
     "Member",
-    "Node",
     "State",
     "WireError",
     "__version__",

@@ -315,10 +315,6 @@ class Config:
     tombstone_timeout: float = 86400.0
     #: serf ReapInterval: how often failed / left members are reaped.
     reap_interval: float = 15.0
-    #: Re-join the seeds this often (0 = never; swimpy addition, like serf agent retry_join).
-    rejoin_interval: float = 0.0
-    #: Addresses to join at start: "host", "host:port" or "name/host:port".
-    seeds: tuple[str, ...] = ()
 
     #: Name of the profile this configuration started from (informational).
     profile: str = "lan"
@@ -376,7 +372,6 @@ _SECONDS_FIELDS: dict[str, tuple[bool, str]] = {
     "reconnect_timeout": (False, ""),
     "tombstone_timeout": (False, ""),
     "reap_interval": (False, ""),
-    "rejoin_interval": (True, "0 means never"),
 }
 
 #: Int fields: name -> (lowest, highest or None, note).
@@ -447,9 +442,6 @@ def _validate(cfg: Config) -> None:
     _check_secret_keys(cfg.secret_keys)
     _check_label(cfg.label)
     _check_cidrs(cfg.cidrs_allowed)
-    _check_str_tuple(
-        "seeds", cfg.seeds, "addresses such as '10.0.0.5', 'host:7946' or 'name/host:7946'"
-    )
     _check_str("profile", cfg.profile)
 
 
@@ -606,7 +598,7 @@ def parse_duration(value: str | float | int, field: str) -> float:
 
 
 #: Tuple-of-strings fields that a TOML file gives as arrays.
-_STR_TUPLE_FIELDS = ("cidrs_allowed", "seeds")
+_STR_TUPLE_FIELDS = ("cidrs_allowed",)
 
 
 def _decode_secret_keys(value: object) -> tuple[bytes, ...]:

@@ -205,6 +205,7 @@ class Suspicion:
         "confirmations",
         "deadline",
         "from_node",
+        "generation",
         "k",
         "max_s",
         "min_s",
@@ -226,6 +227,9 @@ class Suspicion:
         self._max_ns = _to_ns(max_s)
         self._start_ns = _to_ns(now)
         self._confirmers: set[str] = {from_node}
+        #: The owner's number for the timer currently armed for this suspicion (timers
+        #: are never cancelled; one carrying an older generation is stale).
+        self.generation = 0
         initial_ns = self._max_ns if k >= 1 else self._min_ns
         #: Absolute time the timer fires (same clock as ``now``).
         self.deadline = _from_ns(self._start_ns + initial_ns)

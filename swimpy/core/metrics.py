@@ -1,14 +1,15 @@
-"""Render ``Node.statistics()`` in the Prometheus text exposition format (version 0.0.4)."""
+"""Render ``Engine.statistics()`` in the Prometheus text exposition format (version 0.0.4)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 
+from swimpy.core.snapshot import GAUGES as _GAUGES
+from swimpy.core.snapshot import Statistics
+
 #: statistics that are levels rather than running totals
-GAUGES = frozenset(
-    {"members", "alive", "suspect", "dead", "left", "queue_depth", "health_score", "incarnation"}
-)
+GAUGES = frozenset(_GAUGES)
 _BAD = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -17,7 +18,7 @@ def _escape(value: str) -> str:
 
 
 def prometheus_text(
-    stats: Mapping[str, int | float],
+    stats: Statistics | Mapping[str, int | float],
     labels: Mapping[str, str] | None = None,
     prefix: str = "swimpy",
 ) -> str:
@@ -25,6 +26,8 @@ def prometheus_text(
 
     ``labels`` (e.g. ``{"node": "web-1", "pool": "lan"}``) are attached to every sample.
     """
+    if isinstance(stats, Statistics):
+        stats = stats.as_dict()
     lab = ""
     if labels:
         inner = ",".join(f'{_BAD.sub("_", k)}="{_escape(v)}"' for k, v in sorted(labels.items()))

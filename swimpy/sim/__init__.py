@@ -1,4 +1,4 @@
-"""Deterministic cluster simulator: the real ``swimpy.core.Node`` over a modelled network.
+"""Deterministic cluster simulator: the real ``swimpy.core.Engine`` over a modelled network.
 
 No trio, no sockets, no wall clock inside a run: events are ordered by (virtual time,
 sequence) and every random choice comes from generators seeded by the run's seed, so a
@@ -13,7 +13,7 @@ See ``docs/simulator.md`` for the scenario format and the meaning of every resul
 
 from __future__ import annotations
 
-from swimpy.sim.engine import Simulation
+from swimpy.sim.simulation import Simulation
 from swimpy.sim.runner import percentile, run, summarize
 from swimpy.sim.scenario import (
     Scenario,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swimpy.core.types import EventKind, State
+from swimpy.core.member import EventKind, State
 
 __all__ = ["Metrics", "Watch"]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from swimpy.sim.engine import Simulation
+from swimpy.sim.simulation import Simulation
 from swimpy.sim.scenario import Scenario, load_scenario
 
 __all__ = ["SUMMARY_METRICS", "Progress", "percentile", "run", "summarize"]

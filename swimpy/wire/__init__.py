@@ -23,8 +23,18 @@ from swimpy.wire.messages import (
     decode_message_untrusted,
     encode_message,
 )
+from swimpy.wire.stream import (
+    NEED_DATA,
+    NeedData,
+    PushPull,
+    StreamMessage,
+    StreamReader,
+    UserStream,
+    parse_stream_untrusted,
+)
 
 __all__ = [
+    "NEED_DATA",
     "Ack",
     "Alive",
     "Compress",
@@ -34,15 +44,21 @@ __all__ = [
     "Message",
     "MessageType",
     "Nack",
+    "NeedData",
     "NeedMoreData",
     "PacketMessage",
     "Ping",
     "PushNodeState",
+    "PushPull",
     "PushPullHeader",
+    "StreamMessage",
+    "StreamReader",
     "Suspect",
     "UserMsg",
     "UserMsgHeader",
+    "UserStream",
     "WireError",
     "decode_message_untrusted",
     "encode_message",
+    "parse_stream_untrusted",
 ]

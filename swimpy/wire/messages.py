@@ -175,6 +175,11 @@ class PushNodeState(Message):
     state: int
     vsn: bytes
 
+    @property
+    def ip_bytes(self) -> bytes:
+        """The raw IP address (the name member records use for it)."""
+        return self.addr
+
 
 @dataclass(frozen=True, slots=True)
 class UserMsgHeader(Message):

@@ -1,4 +1,4 @@
-"""Two to five Nodes over the in-memory harness (tests/harness.py), in virtual time.
+"""Two to five engines over the in-memory driver (swimpy.testing), in virtual time.
 
 Every scenario runs over real wire bytes (encode=True) unless it says otherwise.
 """
@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from swimpy.core.node import Delegate
-from swimpy.core.types import (
+from swimpy.core import (
     BroadcastRequested,
+    Delegate,
     EventKind,
     JoinCompleted,
     JoinRequested,
@@ -27,7 +27,7 @@ from swimpy.core.types import (
     UserMessageRequested,
 )
 from swimpy.profiles import lan
-from tests.harness import Harness
+from swimpy.testing import VirtualCluster as Harness
 
 
 def cluster(names: str = "abc", **kw: object) -> Harness:
@@ -60,10 +60,10 @@ def test_join_makes_every_member_see_every_other() -> None:
 def test_join_to_nobody_reports_an_error() -> None:
     h = Harness()
     h.add("a")
-    h.do("a", JoinRequested((("127.0.0.1", 1),), token=9))
+    rid = h.do("a", JoinRequested((("127.0.0.1", 1),)))
     h.run_until(1.0)
     done = [a for _, _, a in h.actions if isinstance(a, JoinCompleted)]
-    assert done[0].token == 9 and done[0].contacted == 0 and done[0].errors
+    assert done[0].request_id == rid and done[0].contacted == 0 and done[0].errors
 
 
 def test_probes_are_acked_and_rtt_reported() -> None:
@@ -118,9 +118,9 @@ def test_suspected_member_refutes_and_stays_alive() -> None:
 def test_graceful_leave_is_seen_as_left_not_failed() -> None:
     h = cluster("abc")
     t0 = h.now
-    h.do("c", LeaveRequested(token=4))
+    rid = h.do("c", LeaveRequested())
     h.run_until(t0 + 5.0)
-    assert [a.token for _, w, a in h.actions if isinstance(a, LeaveCompleted) and w == "c"] == [4]
+    assert [a.request_id for _, w, a in h.actions if isinstance(a, LeaveCompleted) and w == "c"] == [rid]
     h.crash("c")  # shut down after leaving
     h.run_until(t0 + 30.0)
     for o in "ab":
@@ -311,13 +311,13 @@ class ClusterMachine(RuleBasedStateMachine):
     @invariant()
     def member_tables_are_consistent_and_queues_bounded(self) -> None:
         for node in self.h.nodes.values():
-            order = node._order
-            assert len(order) == len(set(order)) == len(node._members)
-            assert set(order) == set(node._members)
-            for name in node._suspicions:
-                assert node._members[name].state == State.SUSPECT
-            assert len(node._queue) <= 4 * len(node._members) + 16
-            assert len(node._acks) <= 64
+            order = node._members.order
+            assert len(order) == len(set(order)) == len(node._members.table)
+            assert set(order) == set(node._members.table)
+            for name in node._members.suspicions:
+                assert node._members.table[name].state == State.SUSPECT
+            assert len(node._gossip.queue) <= 4 * len(node._members.table) + 16
+            assert len(node._prober._acks) <= 64
 
 
 TestClusterMachine = ClusterMachine.TestCase

@@ -7,16 +7,19 @@ from collections.abc import Sequence
 
 import pytest
 
-from swimpy.core.node import Delegate, Node
-from swimpy.core.types import (
+from swimpy.core import (
     Action,
+    ConnId,
+    Delegate,
+    Engine,
     EventKind,
     JoinCompleted,
+    JoinRequested,
     LeaveCompleted,
     LeaveRequested,
     Member,
     MemberEvent,
-    MemberSnapshot,
+    ObjectCodec,
     OpenStream,
     PacketReceived,
     PingCompleted,
@@ -27,6 +30,17 @@ from swimpy.core.types import (
     StreamReceived,
     StreamResponse,
     TimerFired,
+)
+from swimpy.core.timers import (
+    GossipTick,
+    ProbeEnd,
+    ProbeTick,
+    ProbeTimeout,
+    ReapTick,
+    ReconnectTick,
+    RelayEnd,
+    SuspicionTimeout,
+    Timer,
 )
 from swimpy.profiles import lan
 from swimpy.wire.messages import (
@@ -47,23 +61,22 @@ VSN = bytes([1, 5, 2, 2, 5, 4])
 SRC = ("127.0.0.1", 9999)
 
 
-def mk(name: str = "self", delegate: Delegate | None = None, **cfg: object) -> Node:
+def mk(name: str = "self", delegate: Delegate | None = None, **cfg: object) -> Engine:
     config = lan(name=name, bind_port=7946).replace(**cfg)
-    node = Node(
+    node = Engine(
         config,
         advertise=("127.0.0.1", 7946),
         rng=random.Random(7),
-        now=0.0,
-        delegate=delegate,
         nonce_source=random.Random(1).randbytes,
-        encode=False,
+        codec=ObjectCodec(),
+        delegate=delegate,
     )
     node.start(0.0)
     return node
 
 
-def feed(node: Node, *msgs: PacketMessage, now: float = 1.0) -> list[Action]:
-    return node.handle(PacketReceived(SRC, None, tuple(msgs)), now)
+def feed(node: Engine, *msgs: PacketMessage, now: float = 1.0) -> list[Action]:
+    return node.handle(PacketReceived(SRC, tuple(msgs)), now)
 
 
 def alive(
@@ -80,20 +93,35 @@ def sent(acts: Sequence[Action]) -> list[PacketMessage]:
     out: list[PacketMessage] = []
     for a in acts:
         if isinstance(a, SendPacket):
-            out.extend(a.messages)
+            assert isinstance(a.data, tuple)
+            out.extend(a.data)
     return out
 
 
-def queued(node: Node) -> list[PacketMessage]:
-    return [b.message for b in node._queue._items]
+def packet_messages(pkt: SendPacket) -> tuple[PacketMessage, ...]:
+    assert isinstance(pkt.data, tuple)  # the object codec sends message tuples
+    return pkt.data
 
 
-def timer_keys(acts: Sequence[Action]) -> list[object]:
-    return [a.key for a in acts if isinstance(a, SetTimer)]
+def queued(node: Engine) -> list[PacketMessage]:
+    return [b.message for b in node._gossip.queue._items]
 
 
-def timer_at(acts: Sequence[Action], key: object) -> list[float]:
-    return [a.at for a in acts if isinstance(a, SetTimer) and a.key == key]
+def timer_keys(acts: Sequence[Action]) -> list[Timer]:
+    return [a.timer for a in acts if isinstance(a, SetTimer)]
+
+
+def timer_at(acts: Sequence[Action], key: Timer) -> list[float]:
+    return [a.at for a in acts if isinstance(a, SetTimer) and a.timer == key]
+
+
+def suspicion_timers(acts: Sequence[Action], name: str) -> list[tuple[SuspicionTimeout, float]]:
+    return [
+        (a.timer, a.at)
+        for a in acts
+        if isinstance(a, SetTimer) and isinstance(a.timer, SuspicionTimeout)
+        and a.timer.name == name
+    ]
 
 
 # ------------------------------------------------------------------------ alive / merge
@@ -111,7 +139,7 @@ def test_alive_for_new_node_adds_it_emits_joined_and_regossips() -> None:
 def test_alive_with_same_incarnation_is_idempotent() -> None:
     n = mk()
     feed(n, alive("b"))
-    n._queue.reset()
+    n._gossip.queue.reset()
     acts = feed(n, alive("b"))
     assert events(acts) == []
     assert queued(n) == []
@@ -153,7 +181,7 @@ def test_suspect_cleared_only_by_strictly_higher_incarnation() -> None:
     acts = feed(n, alive("b", inc=2))
     assert (EventKind.REFUTED, "b") in events(acts)
     assert n.member("b").state == State.ALIVE  # type: ignore[union-attr]
-    assert "b" not in n._suspicions
+    assert "b" not in n._members.suspicions
 
 
 # Merge rules as a table: (starting state of b at incarnation 5, incoming message) ->
@@ -207,7 +235,7 @@ def test_merge_state_trusts_remote_alive_and_left_but_only_suspects_remote_dead(
         PushNodeState("c", IP, 8000, b"", 2, int(State.LEFT), VSN),
         PushNodeState("e", IP, 8001, b"", 1, int(State.ALIVE), VSN),
     )
-    n._merge_state(remote, 2.0)
+    n._members.merge_state(remote, 2.0)
     assert n.member("b").state == State.SUSPECT  # type: ignore[union-attr]
     assert n.member("c").state == State.LEFT  # type: ignore[union-attr]
     assert n.member("e").state == State.ALIVE  # type: ignore[union-attr]
@@ -242,7 +270,7 @@ def test_alive_about_self_with_other_meta_is_refuted() -> None:
 
 def test_alive_about_self_with_same_incarnation_and_meta_is_ignored() -> None:
     n = mk()
-    n._queue.reset()
+    n._gossip.queue.reset()
     feed(n, Alive(1, "self", IP, 7946, b"", n.config.vsn))
     assert n.incarnation == 1 and queued(n) == []
 
@@ -312,7 +340,7 @@ def test_cidrs_allowed_filters_packets_and_advertised_addresses() -> None:
     n = mk(cidrs_allowed=("127.0.0.0/8",))
     feed(n, alive("far", ip=bytes([10, 0, 0, 1])))
     assert n.member("far") is None
-    acts = n.handle(PacketReceived(("10.1.1.1", 1), None, (alive("x"),)), 1.0)
+    acts = n.handle(PacketReceived(("10.1.1.1", 1), (alive("x"),)), 1.0)
     assert acts == [] and n.member("x") is None
     assert n.stats["dropped_cidr"] == 2
 
@@ -320,8 +348,8 @@ def test_cidrs_allowed_filters_packets_and_advertised_addresses() -> None:
 # ------------------------------------------------------------------------------ probing
 
 
-def _probe_start(n: Node, now: float = 2.0) -> tuple[Ping, list[Action]]:
-    acts = n.handle(TimerFired(("probe",)), now)
+def _probe_start(n: Engine, now: float = 2.0) -> tuple[Ping, list[Action]]:
+    acts = n.handle(TimerFired(ProbeTick()), now)
     pings = [m for m in sent(acts) if isinstance(m, Ping)]
     assert len(pings) == 1
     return pings[0], acts
@@ -349,20 +377,20 @@ def test_failed_probe_sends_indirect_probes_and_tcp_fallback_then_suspects() -> 
         alive("d", port=8003),
         alive("e", port=8004),
     )
-    n._order = ["b", "self", "c", "d", "e"]
-    n._probe_index = 0
+    n._members.order = ["b", "self", "c", "d", "e"]
+    n._prober._index = 0
     ping, _ = _probe_start(n, 2.0)
     assert ping.node == "b"
-    acts = n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    acts = n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     ind = [m for m in sent(acts) if isinstance(m, IndirectPing)]
     assert len(ind) == 3 and all(i.node == "b" and i.port == 8001 and i.nack for i in ind)
     dests = sorted(a.dest[1] for a in acts if isinstance(a, SendPacket))
     assert dests == [8002, 8003, 8004]  # the helpers, never the target itself
     streams = [a for a in acts if isinstance(a, OpenStream)]
-    assert len(streams) == 1 and isinstance(streams[0].message, Ping)
+    assert len(streams) == 1 and isinstance(streams[0].data, Ping)
     assert streams[0].timeout == pytest.approx(0.5)
     feed(n, Nack(ping.seq_no), now=2.9)
-    acts = n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    acts = n.handle(TimerFired(ProbeEnd(ping.seq_no)), 3.0)
     assert events(acts) == [(EventKind.SUSPECT, "b")]
     # 3 nacks expected, 1 received: health score += 2
     assert n.health_score == 2
@@ -371,12 +399,12 @@ def test_failed_probe_sends_indirect_probes_and_tcp_fallback_then_suspects() -> 
 def test_failed_probe_with_all_nacks_received_keeps_health() -> None:
     n = mk()
     feed(n, alive("b"), alive("c"))
-    n._order = ["b", "c", "self"]
-    n._probe_index = 0
+    n._members.order = ["b", "c", "self"]
+    n._prober._index = 0
     ping, _ = _probe_start(n)
-    n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     feed(n, Nack(ping.seq_no), now=2.8)
-    n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    n.handle(TimerFired(ProbeEnd(ping.seq_no)), 3.0)
     assert n.health_score == 0
     assert n.member("b").state == State.SUSPECT  # type: ignore[union-attr]
 
@@ -384,13 +412,13 @@ def test_failed_probe_with_all_nacks_received_keeps_health() -> None:
 def test_failed_probe_without_nack_capable_helpers_adds_one() -> None:
     n = mk()
     feed(n, alive("b"), alive("c", vsn=bytes([1, 3, 2, 2, 5, 4])))
-    n._order = ["b", "c", "self"]
-    n._probe_index = 0
+    n._members.order = ["b", "c", "self"]
+    n._prober._index = 0
     ping, _ = _probe_start(n)
-    acts = n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    acts = n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     ind = [m for m in sent(acts) if isinstance(m, IndirectPing)]
     assert len(ind) == 1 and not ind[0].nack
-    n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    n.handle(TimerFired(ProbeEnd(ping.seq_no)), 3.0)
     assert n.health_score == 1
 
 
@@ -398,10 +426,10 @@ def test_tcp_fallback_success_prevents_suspicion() -> None:
     n = mk()
     feed(n, alive("b"))
     ping, _ = _probe_start(n)
-    acts = n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    acts = n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     stream = next(a for a in acts if isinstance(a, OpenStream))
-    n.handle(StreamResponse(stream.stream_id, None, Ack(ping.seq_no)), 2.6)
-    acts = n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    n.handle(StreamResponse(stream.stream_id, Ack(ping.seq_no)), 2.6)
+    acts = n.handle(TimerFired(ProbeEnd(ping.seq_no)), 3.0)
     assert events(acts) == []
     assert n.member("b").state == State.ALIVE  # type: ignore[union-attr]
     assert n.stats["tcp_fallback_successes"] == 1
@@ -411,12 +439,12 @@ def test_no_tcp_fallback_when_disabled_or_peer_too_old() -> None:
     n = mk(disable_tcp_pings=True)
     feed(n, alive("b"))
     ping, _ = _probe_start(n)
-    acts = n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    acts = n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     assert not [a for a in acts if isinstance(a, OpenStream)]
     n2 = mk()
     feed(n2, alive("b", vsn=bytes([1, 2, 2, 0, 0, 0])))
     ping, _ = _probe_start(n2)
-    acts = n2.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    acts = n2.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     assert not [a for a in acts if isinstance(a, OpenStream)]
 
 
@@ -425,8 +453,8 @@ def test_probe_deadline_is_scaled_by_health_score() -> None:
     feed(n, alive("b"))
     n._awareness.apply_delta(2)
     ping, acts = _probe_start(n, 2.0)
-    ends = timer_at(acts, ("probe_end", ping.seq_no))
-    timeouts = timer_at(acts, ("probe_timeout", ping.seq_no))
+    ends = timer_at(acts, ProbeEnd(ping.seq_no))
+    timeouts = timer_at(acts, ProbeTimeout(ping.seq_no))
     assert ends == [pytest.approx(5.0)]  # 1 s * (2 + 1)
     assert timeouts == [pytest.approx(2.5)]  # ProbeTimeout is not scaled
 
@@ -435,11 +463,11 @@ def test_probing_a_suspect_piggybacks_the_suspicion_buddy_system() -> None:
     n = mk()
     feed(n, alive("b"), alive("c"), alive("d"), alive("e"))
     feed(n, Suspect(1, "b", "c"))
-    n._order = ["b", "self", "c", "d", "e"]
-    n._probe_index = 0
-    acts = n.handle(TimerFired(("probe",)), 2.0)
+    n._members.order = ["b", "self", "c", "d", "e"]
+    n._prober._index = 0
+    acts = n.handle(TimerFired(ProbeTick()), 2.0)
     pkt = next(a for a in acts if isinstance(a, SendPacket))
-    kinds = [type(m).__name__ for m in pkt.messages]
+    kinds = [type(m).__name__ for m in packet_messages(pkt)]
     assert kinds == ["Ping", "Suspect"]
     assert pkt.size > 0
 
@@ -449,7 +477,7 @@ def test_ping_is_acked_with_delegate_payload_to_source_address() -> None:
     acts = feed(n, Ping(42, "self", bytes([127, 0, 0, 2]), 8100, "b"))
     pkt = next(a for a in acts if isinstance(a, SendPacket))
     assert pkt.dest == ("127.0.0.2", 8100)
-    ack = pkt.messages[0]
+    ack = packet_messages(pkt)[0]
     assert isinstance(ack, Ack) and ack.seq_no == 42 and ack.payload == b"coord"
 
 
@@ -468,12 +496,12 @@ def test_indirect_ping_is_relayed_and_ack_forwarded_with_requester_seq() -> None
         ),
     )
     pkt = next(a for a in acts if isinstance(a, SendPacket))
-    fwd = pkt.messages[0]
+    fwd = packet_messages(pkt)[0]
     assert pkt.dest == ("127.0.0.3", 8200) and isinstance(fwd, Ping) and fwd.node == "t"
     acts = feed(n, Ack(fwd.seq_no), now=1.1)
     pkt = next(a for a in acts if isinstance(a, SendPacket))
     assert pkt.dest == ("127.0.0.2", 8100)
-    assert isinstance(pkt.messages[0], Ack) and pkt.messages[0].seq_no == 77
+    assert isinstance(packet_messages(pkt)[0], Ack) and packet_messages(pkt)[0].seq_no == 77
 
 
 def test_indirect_ping_without_answer_sends_nack_after_probe_timeout() -> None:
@@ -484,7 +512,7 @@ def test_indirect_ping_without_answer_sends_nack_after_probe_timeout() -> None:
             77, bytes([127, 0, 0, 3]), 8200, "t", True, bytes([127, 0, 0, 2]), 8100, "req"
         ),
     )
-    key = next(k for k in timer_keys(acts) if isinstance(k, tuple) and k[0] == "relay_end")
+    key = next(k for k in timer_keys(acts) if isinstance(k, RelayEnd))
     acts = n.handle(TimerFired(key), 1.5)
     nack = sent(acts)[0]
     assert isinstance(nack, Nack) and nack.seq_no == 77
@@ -493,7 +521,9 @@ def test_indirect_ping_without_answer_sends_nack_after_probe_timeout() -> None:
 def test_ack_and_nack_for_unknown_sequence_are_counted_and_ignored() -> None:
     n = mk()
     feed(n, Ack(12345), Nack(999))
-    assert n.stats["dropped_unknown_ack"] == 1 and n.stats["dropped_unknown_nack"] == 1
+    # routine (memberlist ignores them silently): counted, but not as drops
+    assert n.stats["acks_late_or_unknown"] == 1 and n.stats["nacks_late_or_unknown"] == 1
+    assert not any(k.startswith("dropped_") for k in n.stats)
 
 
 # ---------------------------------------------------------------------------- suspicion
@@ -503,9 +533,9 @@ def test_suspicion_with_few_nodes_uses_minimum_timeout() -> None:
     n = mk()
     feed(n, alive("b"), alive("c"))  # n = 3 -> k = 0 -> 4 s flat
     acts = feed(n, Suspect(1, "b", "c"), now=10.0)
-    sus_at = timer_at(acts, ("suspect", "b"))
-    assert sus_at == [pytest.approx(14.0)]
-    acts = n.handle(TimerFired(("suspect", "b")), 14.0)
+    ((timer, at),) = suspicion_timers(acts, "b")
+    assert at == pytest.approx(14.0)
+    acts = n.handle(TimerFired(timer), 14.0)
     assert events(acts) == [(EventKind.DEAD, "b")]
 
 
@@ -513,29 +543,32 @@ def test_independent_confirmations_shorten_suspicion_lan_table() -> None:
     n = mk()
     feed(n, alive("b"), alive("c"), alive("d"))  # n = 4 -> k = 2, 4 s .. 24 s
     acts = feed(n, Suspect(1, "b", "c"), now=0.0)
-    assert timer_at(acts, ("suspect", "b")) == [pytest.approx(24.0)]
+    ((first, at),) = suspicion_timers(acts, "b")
+    assert at == pytest.approx(24.0)
     acts = feed(n, Suspect(1, "b", "c"), now=1.0)  # same suspector: ignored
-    assert not timer_at(acts, ("suspect", "b"))
+    assert not suspicion_timers(acts, "b")
     acts = feed(n, Suspect(1, "b", "d"), now=1.0)
-    assert timer_at(acts, ("suspect", "b")) == [pytest.approx(11.381)]
-    # the stale 24 s timer is ignored; the 11.381 s one kills
-    assert events(n.handle(TimerFired(("suspect", "b")), 11.381)) == [(EventKind.DEAD, "b")]
-    assert events(n.handle(TimerFired(("suspect", "b")), 24.0)) == []
+    ((second, at),) = suspicion_timers(acts, "b")
+    assert at == pytest.approx(11.381)
+    # the re-armed 11.381 s timer kills; the stale 24 s one is ignored
+    assert events(n.handle(TimerFired(second), 11.381)) == [(EventKind.DEAD, "b")]
+    assert events(n.handle(TimerFired(first), 24.0)) == []
 
 
 def test_stale_suspicion_timer_after_refutation_does_nothing() -> None:
     n = mk()
     feed(n, alive("b"), alive("c"))
-    feed(n, Suspect(1, "b", "c"), now=0.0)
+    ((timer, _),) = suspicion_timers(feed(n, Suspect(1, "b", "c"), now=0.0), "b")
     feed(n, alive("b", inc=2), now=1.0)
-    assert events(n.handle(TimerFired(("suspect", "b")), 4.0)) == []
+    assert events(n.handle(TimerFired(timer), 4.0)) == []
     assert n.member("b").state == State.ALIVE  # type: ignore[union-attr]
 
 
 def test_suspect_for_unknown_or_stale_is_ignored() -> None:
     n = mk()
     feed(n, Suspect(1, "ghost", "c"))
-    assert n.stats["dropped_unknown_node"] == 1
+    assert n.stats["suspect_unknown_member"] == 1
+    assert not any(k.startswith("dropped_") for k in n.stats)
     feed(n, alive("b", inc=5))
     feed(n, Suspect(4, "b", "c"))
     assert n.member("b").state == State.ALIVE  # type: ignore[union-attr]
@@ -547,7 +580,7 @@ def test_suspect_for_unknown_or_stale_is_ignored() -> None:
 def test_leave_broadcasts_dead_from_self_and_completes_after_retransmits() -> None:
     n = mk()
     feed(n, alive("b"))
-    acts = n.handle(LeaveRequested(token=5), 2.0)
+    rid, acts = n.submit(LeaveRequested(), 2.0)
     assert not [a for a in acts if isinstance(a, LeaveCompleted)]
     me = n.member("self")
     assert me is not None and me.state == State.LEFT
@@ -557,11 +590,11 @@ def test_leave_broadcasts_dead_from_self_and_completes_after_retransmits() -> No
     for tick in range(1, 11):
         t += 0.2
         done += [
-            (tick, a) for a in n.handle(TimerFired(("gossip",)), t) if isinstance(a, LeaveCompleted)
+            (tick, a) for a in n.handle(TimerFired(GossipTick()), t) if isinstance(a, LeaveCompleted)
         ]
     # one peer, so one transmission per gossip tick; the limit is 4 * ceil(log10(2 + 1)) = 4:
     # the leave completes with the 4th transmission, not before
-    assert [(tick, d.token) for tick, d in done] == [(4, 5)]
+    assert [(tick, d.request_id) for tick, d in done] == [(4, rid)]
     # a dead message about ourselves is not refuted while leaving
     feed(n, Dead(1, "self", "b"), now=t)
     assert n.member("self").state == State.LEFT  # type: ignore[union-attr]
@@ -569,8 +602,8 @@ def test_leave_broadcasts_dead_from_self_and_completes_after_retransmits() -> No
 
 def test_leave_alone_completes_immediately() -> None:
     n = mk()
-    acts = n.handle(LeaveRequested(token=1), 1.0)
-    assert [a.token for a in acts if isinstance(a, LeaveCompleted)] == [1]
+    rid, acts = n.submit(LeaveRequested(), 1.0)
+    assert [a.request_id for a in acts if isinstance(a, LeaveCompleted)] == [rid]
 
 
 def test_dead_and_left_members_are_reaped_after_gossip_to_the_dead_time() -> None:
@@ -578,11 +611,11 @@ def test_dead_and_left_members_are_reaped_after_gossip_to_the_dead_time() -> Non
     feed(n, alive("b"), alive("c"), alive("d"))
     feed(n, Dead(1, "b", "x"), now=1.0)
     feed(n, Dead(1, "c", "c"), now=1.0)
-    n._probe_index = len(n._order)
-    n._probe_tick(20.0)
+    n._prober._index = len(n._members.order)
+    n._prober._probe_next(20.0)
     assert n.member("b") is not None
-    n._probe_index = len(n._order)
-    n._probe_tick(40.0)
+    n._prober._index = len(n._members.order)
+    n._prober._probe_next(40.0)
     assert n.member("b") is None and n.member("c") is None
     assert n.num_nodes == 2
     # Serf-style retention keeps them for reconnect / as tombstones
@@ -594,19 +627,20 @@ def test_failed_members_are_reaped_after_reconnect_timeout() -> None:
     n = mk(reconnect_timeout=100.0, tombstone_timeout=50.0)
     feed(n, alive("b"), alive("c"))
     feed(n, Dead(1, "b", "x"), Dead(1, "c", "c"), now=1.0)
-    assert events(n.handle(TimerFired(("reap",)), 60.0)) == [(EventKind.REAPED, "c")]
-    assert events(n.handle(TimerFired(("reap",)), 120.0)) == [(EventKind.REAPED, "b")]
+    assert events(n.handle(TimerFired(ReapTick()), 60.0)) == [(EventKind.REAPED, "c")]
+    assert events(n.handle(TimerFired(ReapTick()), 120.0)) == [(EventKind.REAPED, "b")]
 
 
 def test_reconnect_attempts_push_pull_join_to_a_failed_member() -> None:
     n = mk()
     feed(n, alive("b"))
     feed(n, Dead(1, "b", "x"), now=1.0)
-    acts = n.handle(TimerFired(("reconnect",)), 31.0)  # 1 failed / 1 alive -> always
+    acts = n.handle(TimerFired(ReconnectTick()), 31.0)  # 1 failed / 1 alive -> always
     streams = [a for a in acts if isinstance(a, OpenStream)]
     assert len(streams) == 1 and streams[0].dest == ("127.0.0.1", 8000)
-    msg = streams[0].message
-    assert isinstance(msg, MemberSnapshot) and msg.join  # fast mode: shared records
+    msg = streams[0].data
+    # the object codec ships the table's own (shared) records
+    assert isinstance(msg, PushPull) and msg.join and all(isinstance(x, Member) for x in msg.nodes)
 
 
 # ---------------------------------------------------------------------------- push/pull
@@ -615,24 +649,19 @@ def test_reconnect_attempts_push_pull_join_to_a_failed_member() -> None:
 def test_inbound_push_pull_is_answered_before_merging() -> None:
     n = mk()
     remote = PushPull(False, (PushNodeState("b", IP, 8000, b"", 1, 0, VSN),))
-    acts = n.handle(StreamReceived(1, SRC, None, remote), 1.0)
+    acts = n.handle(StreamReceived(ConnId(1), SRC, remote), 1.0)
     reply = next(a for a in acts if isinstance(a, ReplyStream))
-    assert isinstance(reply.message, MemberSnapshot)
-    assert [x.name for x in reply.message.members] == ["self"]
+    assert isinstance(reply.data, PushPull)
+    assert [x.name for x in reply.data.nodes] == ["self"]
     assert n.member("b") is not None
 
 
 def test_join_with_incompatible_delegate_version_fails() -> None:
     n = mk()
-    acts = n.handle(
-        __import__("swimpy.core.types", fromlist=["x"]).JoinRequested(
-            (("127.0.0.1", 8000),), token=3
-        ),
-        1.0,
-    )
+    _, acts = n.submit(JoinRequested((("127.0.0.1", 8000),)), 1.0)
     stream = next(a for a in acts if isinstance(a, OpenStream))
     bad = PushPull(True, (PushNodeState("b", IP, 8000, b"", 1, 0, bytes([1, 5, 2, 0, 0, 0])),))
-    acts = n.handle(StreamResponse(stream.stream_id, None, bad), 1.1)
+    acts = n.handle(StreamResponse(stream.stream_id, bad), 1.1)
     done = [a for a in acts if isinstance(a, JoinCompleted)]
     assert done and done[0].contacted == 0 and "delegate protocol version" in done[0].errors[0]
     assert n.member("b") is None
@@ -642,21 +671,17 @@ def test_merge_delegate_can_veto_a_join() -> None:
     d = Recorder()
     d.veto = True
     n = mk(delegate=d)
-    from swimpy.core.types import JoinRequested
-
-    acts = n.handle(JoinRequested((("127.0.0.1", 8000),), token=1), 1.0)
+    _, acts = n.submit(JoinRequested((("127.0.0.1", 8000),)), 1.0)
     stream = next(a for a in acts if isinstance(a, OpenStream))
     remote = PushPull(True, (PushNodeState("b", IP, 8000, b"", 1, 0, VSN),))
-    acts = n.handle(StreamResponse(stream.stream_id, None, remote), 1.1)
+    acts = n.handle(StreamResponse(stream.stream_id, remote), 1.1)
     done = next(a for a in acts if isinstance(a, JoinCompleted))
     assert done.contacted == 0 and d.merges == [1] and n.member("b") is None
 
 
 def test_rejoin_after_being_declared_dead_refutes_after_merging_peers() -> None:
     n = mk()
-    from swimpy.core.types import JoinRequested
-
-    acts = n.handle(JoinRequested((("127.0.0.1", 8000),), token=1), 1.0)
+    _, acts = n.submit(JoinRequested((("127.0.0.1", 8000),)), 1.0)
     stream = next(a for a in acts if isinstance(a, OpenStream))
     remote = PushPull(
         True,
@@ -665,7 +690,7 @@ def test_rejoin_after_being_declared_dead_refutes_after_merging_peers() -> None:
             PushNodeState("b", IP, 8000, b"", 1, 0, VSN),
         ),
     )
-    acts = n.handle(StreamResponse(stream.stream_id, None, remote), 1.1)
+    acts = n.handle(StreamResponse(stream.stream_id, remote), 1.1)
     assert next(a for a in acts if isinstance(a, JoinCompleted)).contacted == 1
     assert n.incarnation == 7
     assert any(isinstance(m, Alive) and m.node == "self" and m.incarnation == 7 for m in queued(n))
@@ -680,11 +705,10 @@ def test_rejoin_after_being_declared_dead_refutes_after_merging_peers() -> None:
 
 def test_garbage_packets_are_counted_and_never_raise() -> None:
     n = mk()
-    n2 = Node(
+    n2 = Engine(
         lan(name="enc"),
         advertise=("127.0.0.1", 7000),
         rng=random.Random(1),
-        now=0,
         nonce_source=random.Random(2).randbytes,
     )
     n2.start(0)
@@ -705,16 +729,16 @@ def test_garbage_packets_are_counted_and_never_raise() -> None:
 
 
 def test_meta_update_bumps_incarnation_and_is_broadcast() -> None:
-    from swimpy.core.types import MetaUpdateCompleted, MetaUpdateRequested
+    from swimpy.core import MetaUpdateCompleted, MetaUpdateRequested
 
     n = mk()
-    acts = n.handle(MetaUpdateRequested(b"role=db", token=2), 1.0)
-    assert [a.token for a in acts if isinstance(a, MetaUpdateCompleted)] == [2]
+    rid, acts = n.submit(MetaUpdateRequested(b"role=db"), 1.0)
+    assert [a.request_id for a in acts if isinstance(a, MetaUpdateCompleted)] == [rid]
     me = n.member("self")
     assert me is not None and me.meta == b"role=db" and me.incarnation == 2
     assert any(isinstance(m, Alive) and m.meta == b"role=db" for m in queued(n))
     with pytest.raises(ValueError, match="meta_max_size"):
-        n.handle(MetaUpdateRequested(b"x" * 600), 1.0)
+        n.submit(MetaUpdateRequested(b"x" * 600), 1.0)
 
 
 # ------------------------------------------------------------- hostile input (hypothesis)
@@ -767,11 +791,10 @@ def hostile(draw: st.DrawFn) -> bytes:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(hostile(), st.binary(max_size=200)), max_size=6))
 def test_hostile_packets_never_raise_or_corrupt_the_table(packets: list[bytes]) -> None:
-    n = Node(
+    n = Engine(
         lan(name="self", bind_port=7946),
         advertise=("127.0.0.1", 7946),
         rng=random.Random(1),
-        now=0.0,
         nonce_source=random.Random(2).randbytes,
     )
     n.start(0.0)
@@ -780,22 +803,22 @@ def test_hostile_packets_never_raise_or_corrupt_the_table(packets: list[bytes]) 
         n.handle(PacketReceived(SRC, p), t)
         n.handle(StreamReceived(1, SRC, p), t)
         t += 0.3
-    assert len(n._order) == len(set(n._order)) == len(n._members)
+    assert len(n._members.order) == len(set(n._members.order)) == len(n._members.table)
     me = n.member("self")
     assert me is not None and me.state == State.ALIVE
-    for name in n._suspicions:
-        assert n._members[name].state == State.SUSPECT
+    for name in n._members.suspicions:
+        assert n._members.table[name].state == State.SUSPECT
 
 
 # ----------------------------------------------- probe details checked against memberlist
 
 
-def _probe_b_of_two(node: Node, now: float = 2.0) -> Ping:
+def _probe_b_of_two(node: Engine, now: float = 2.0) -> Ping:
     """Members b and c; the next probe goes to b. Returns the ping to b."""
     feed(node, alive("b", port=8001), alive("c", port=8002))
-    node._order = ["b", "c", "self"]
-    node._probe_index = 0
-    pings = [m for m in sent(node.handle(TimerFired(("probe",)), now)) if isinstance(m, Ping)]
+    node._members.order = ["b", "c", "self"]
+    node._prober._index = 0
+    pings = [m for m in sent(node.handle(TimerFired(ProbeTick()), now)) if isinstance(m, Ping)]
     assert [p.node for p in pings] == ["b"]
     return pings[0]
 
@@ -805,9 +828,9 @@ def test_tick_missed_during_a_probe_starts_the_next_probe_when_it_ends() -> None
     # falls due while probeNode still waits is taken as soon as it returns.
     n = mk()
     ping = _probe_b_of_two(n)
-    n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
-    n.handle(TimerFired(("probe",)), 3.0)  # due while the probe of b is in flight
-    acts = n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
+    n.handle(TimerFired(ProbeTick()), 3.0)  # due while the probe of b is in flight
+    acts = n.handle(TimerFired(ProbeEnd(ping.seq_no)), 3.0)
     assert [m.node for m in sent(acts) if isinstance(m, Ping)] == ["c"]
 
 
@@ -817,11 +840,11 @@ def test_ack_after_probe_timeout_saves_the_target_but_reports_no_rtt() -> None:
     n = mk()
     n._awareness.apply_delta(1)
     ping = _probe_b_of_two(n)
-    n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     acts = feed(n, Ack(ping.seq_no, b"coord"), now=2.7)
     assert [a for a in acts if isinstance(a, PingCompleted)] == []
     assert n.health_score == 0  # still a successful probe
-    assert events(n.handle(TimerFired(("probe_end", ping.seq_no)), 4.0)) == []
+    assert events(n.handle(TimerFired(ProbeEnd(ping.seq_no)), 4.0)) == []
 
 
 def test_failed_probe_does_not_suspect_a_member_that_refuted_meanwhile() -> None:
@@ -829,9 +852,9 @@ def test_failed_probe_does_not_suspect_a_member_that_refuted_meanwhile() -> None
     # a higher incarnation that arrived during the probe makes that suspicion stale.
     n = mk()
     ping = _probe_b_of_two(n)
-    n.handle(TimerFired(("probe_timeout", ping.seq_no)), 2.5)
+    n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     feed(n, alive("b", inc=2, port=8001), now=2.6)
-    acts = n.handle(TimerFired(("probe_end", ping.seq_no)), 3.0)
+    acts = n.handle(TimerFired(ProbeEnd(ping.seq_no)), 3.0)
     assert (EventKind.SUSPECT, "b") not in events(acts)
     m = n.member("b")
     assert m is not None and m.state == State.ALIVE and m.incarnation == 2

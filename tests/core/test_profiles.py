@@ -63,8 +63,6 @@ LAN_VALUES: dict[str, Any] = {
     "reconnect_timeout": 86400.0,
     "tombstone_timeout": 86400.0,
     "reap_interval": 15.0,
-    "rejoin_interval": 0.0,
-    "seeds": (),
 }
 
 #: memberlist DefaultWANConfig overrides (CONFIG.md section 1, bold WAN column).
@@ -201,8 +199,6 @@ OVERRIDES: dict[str, Any] = {
     "reconnect_timeout": 259200.0,
     "tombstone_timeout": 1.0,
     "reap_interval": 1.0,
-    "rejoin_interval": 60.0,
-    "seeds": ("10.0.0.1", "node2/10.0.0.2:8301", "[::1]:7946"),
     "profile": "custom",
 }
 
@@ -400,10 +396,6 @@ INVALID: list[tuple[str, Any]] = [
     ("reconnect_timeout", 0),
     ("tombstone_timeout", -5),
     ("reap_interval", 0),
-    ("rejoin_interval", -1),
-    ("seeds", ["10.0.0.1"]),
-    ("seeds", ("",)),
-    ("seeds", (None,)),
     ("profile", None),
 ]
 
@@ -425,7 +417,7 @@ def test_invalid_value_raises_config_error_naming_the_field(field: str, value: A
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [(f, v) for f, v in INVALID if f not in ("secret_keys", "label", "cidrs_allowed", "seeds")],
+    [(f, v) for f, v in INVALID if f not in ("secret_keys", "label", "cidrs_allowed")],
 )
 def test_invalid_value_message_shows_the_value(field: str, value: Any) -> None:
     with pytest.raises(ConfigError) as info:
@@ -551,7 +543,6 @@ def test_from_mapping_reads_a_toml_file() -> None:
         gossip_nodes = 3
         secret_keys = ["{key}", "{old}"]
         cidrs_allowed = ["10.0.0.0/8"]
-        seeds = ["10.0.0.1:8302", "10.0.0.2:8302"]
         enable_compression = false
         label = "prod"
     """
@@ -566,7 +557,6 @@ def test_from_mapping_reads_a_toml_file() -> None:
     assert cfg.gossip_nodes == 3
     assert cfg.secret_keys == (KEY32, KEY16)
     assert cfg.cidrs_allowed == ("10.0.0.0/8",)
-    assert cfg.seeds == ("10.0.0.1:8302", "10.0.0.2:8302")
     assert cfg.enable_compression is False
     assert cfg.label == "prod"
     # WAN values not mentioned are kept.
@@ -593,7 +583,7 @@ def test_from_mapping_accepts_a_single_base64_key() -> None:
         ({"secret_keys": [base64.b64encode(b"x" * 10).decode()]}, "secret_keys", "10 bytes"),
         ({"secret_keys": 5}, "secret_keys", "int"),
         ({"secret_keys": [5]}, "secret_keys", "secret_keys[0]"),
-        ({"seeds": "10.0.0.1"}, "seeds", "tuple"),
+        ({"cidrs_allowed": "10.0.0.0/8"}, "cidrs_allowed", "tuple"),
         ({"cidrs_allowed": ["10.0.0.0/99"]}, "cidrs_allowed", "10.0.0.0/99"),
         ({"profile": "dev"}, "profile", "'dev'"),
         ({"profile": 1}, "profile", "1"),
@@ -634,3 +624,11 @@ def test_from_mapping_never_echoes_base64_key_text() -> None:
 def test_from_mapping_rejects_a_non_mapping() -> None:
     with pytest.raises(ConfigError, match="expected a table"):
         from_mapping(["profile", "lan"], source="x.toml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["seeds", "rejoin_interval"])
+def test_seed_lists_are_not_engine_configuration(key: str) -> None:
+    # Seed strings, DNS and retry/rejoin scheduling belong to the runtime and the agent
+    # (memberlist resolves in memberlist.go; serf's retry_join lives in its agent).
+    with pytest.raises(ConfigError, match=key):
+        from_mapping({key: ["10.0.0.1:7946"]})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from swimpy.core.types import JoinRequested, State
+from swimpy.core import JoinRequested, State
 from swimpy.sim import Simulation, list_scenarios, load_scenario, parse_scenario, run
 from swimpy.sim.runner import Progress, percentile
 
@@ -103,7 +103,7 @@ def test_converged_start_shares_immutable_member_records() -> None:
 
 def test_converged_members_probe_in_different_orders() -> None:
     sim = small()
-    orders = {tuple(n._order) for n in sim.nodes if n is not None}
+    orders = {tuple(n._members.order) for n in sim.nodes if n is not None}
     assert len(orders) > 1
 
 

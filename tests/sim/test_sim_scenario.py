@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import filecmp
+import os
 from pathlib import Path
 
 import pytest
@@ -28,12 +28,17 @@ REQUIRED = {
 }
 
 
-def test_simulations_dir_and_package_data_hold_identical_files() -> None:
-    a = sorted(p.name for p in SIMULATIONS.glob("*.toml"))
-    b = sorted(p.name for p in PACKAGED.glob("*.toml"))
-    assert a == b, "simulations/ and swimpy/scenarios/ must hold the same files: copy them"
-    _match, mismatch, errors = filecmp.cmpfiles(SIMULATIONS, PACKAGED, a, shallow=False)
-    assert mismatch == [] and errors == [], f"differing scenario files: {mismatch + errors}"
+def test_simulations_dir_is_the_package_data_not_a_copy() -> None:
+    # One copy: swimpy/scenarios/ holds the files (package data, so wheels ship them) and
+    # simulations/ is a relative symlink to it, so there is nothing to keep in step.
+    assert SIMULATIONS.is_symlink(), "simulations must be a symlink to swimpy/scenarios"
+    assert os.readlink(SIMULATIONS) == os.path.join("swimpy", "scenarios"), (
+        "a relative link, so it works wherever the repository is checked out"
+    )
+    assert not PACKAGED.is_symlink()
+    assert SIMULATIONS.resolve() == PACKAGED.resolve()
+    names = sorted(p.stem for p in SIMULATIONS.glob("*.toml"))
+    assert names and names == list_scenarios()
 
 
 def test_every_required_experiment_is_shipped() -> None:

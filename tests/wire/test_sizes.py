@@ -32,16 +32,6 @@ def test_push_pull_header_size_matches_encoding(n: int, u: int, join: bool) -> N
     assert push_pull_header_size(n, u) == 1 + len(encode_body(PushPullHeader(n, u, join)))
 
 
-def test_member_record_knows_its_push_pull_size() -> None:
-    from swimpy.core.types import Member, State
-
-    m = Member("node-a", "127.0.0.1", 7946, b"\xff\x81", 3, State.SUSPECT, 0.0,
-               b"\x01\x05\x02\x02\x05\x04", bytes([127, 0, 0, 1]))
-    body = encode_body(PushNodeState("node-a", bytes([127, 0, 0, 1]), 7946, b"\xff\x81", 3, 1,
-                                     b"\x01\x05\x02\x02\x05\x04"))
-    assert m.wire_size == len(body)
-
-
 _names = st.text(max_size=40)
 _addrs = st.sampled_from([b"", bytes(4), bytes(16)])
 _u32 = st.integers(0, 0xFFFFFFFF)

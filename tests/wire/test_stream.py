@@ -23,8 +23,10 @@ from swimpy.wire.messages import Ack, Err, Ping, PushNodeState, encode_message
 from swimpy.wire.packet import WireOptions, compress_payload
 from swimpy.wire.stream import (
     MAX_STREAM_BYTES,
+    NEED_DATA,
     PushPull,
     StreamMessage,
+    StreamReader,
     UserStream,
     encode_push_pull,
     encode_stream_message,
@@ -242,16 +244,28 @@ def _peak_while(fn: Callable[[], object]) -> tuple[WireError | None, int, float]
     return caught, peak, elapsed
 
 
+def _feed_byte_by_byte(raw: bytes) -> None:
+    reader = StreamReader(PLAIN, expect_label=True)
+    for i in range(len(raw)):
+        reader.receive_data(raw[i : i + 1])
+        assert reader.next_event() is NEED_DATA
+
+
+@pytest.mark.parametrize("byte_by_byte", [False, True], ids=["whole", "byte-by-byte"])
 @pytest.mark.parametrize(
     ("nodes", "user_state_len"),
     [(10**9, 0), (2**31, 0), (0, 2**40), (3, MAX_PUSH_STATE_BYTES + 1)],
     ids=["billion-nodes", "2^31-nodes", "2^40-user-bytes", "just-over-state-cap"],
 )
 def test_absurd_push_pull_header_is_rejected_before_allocating(
-    nodes: int, user_state_len: int
+    nodes: int, user_state_len: int, byte_by_byte: bool
 ) -> None:
     raw = _header(nodes, user_state_len)
-    err, peak, elapsed = _peak_while(lambda: parse_stream_untrusted(raw, PLAIN))
+    err, peak, elapsed = _peak_while(
+        (lambda: _feed_byte_by_byte(raw))
+        if byte_by_byte
+        else (lambda: parse_stream_untrusted(raw, PLAIN))
+    )
     assert isinstance(err, WireError) and not isinstance(err, NeedMoreData)
     assert err.reason == "oversized"
     assert peak < 256 * 1024
@@ -320,11 +334,23 @@ def test_oversized_user_message_header_is_rejected() -> None:
     assert info.value.reason == "oversized"
 
 
+def _compress_header(buf_len: int) -> bytes:
+    """``0x09`` and a compress map whose Buf (bin32) declares ``buf_len`` bytes."""
+    return b"\x09\x82\xa4Algo\x00\xa3Buf\xc6" + struct.pack(">I", buf_len)
+
+
 def test_plain_stream_longer_than_the_stream_cap_is_rejected() -> None:
-    raw = _header(0, 16) + bytes(MAX_STREAM_BYTES + 1024)
+    # a 30 MiB Buf is within msgpack's string cap but cannot end within MAX_STREAM_BYTES
+    raw = _compress_header(30 * 1024 * 1024) + bytes(MAX_STREAM_BYTES)
     with pytest.raises(WireError) as info:
         parse_stream_untrusted(raw, PLAIN)
     assert info.value.reason == "oversized"
+
+
+def test_bytes_after_a_complete_message_are_ignored_even_past_the_stream_cap() -> None:
+    # memberlist reads one message per connection and never looks past it
+    raw = _header(0, 16) + bytes(MAX_STREAM_BYTES + 1024)
+    assert parse_stream_untrusted(raw, PLAIN) == PushPull(False, (), bytes(16))
 
 
 def test_stream_compressed_twice_is_rejected() -> None:
@@ -477,30 +503,32 @@ def _parse_or_wire_error(raw: bytes, opts: WireOptions, expect_label: bool) -> N
         parse_stream_untrusted(raw, opts, expect_label=expect_label)
 
 
-@_PROPS
-@given(valid_streams(), st.data())
-def test_mutated_streams_raise_only_wire_error(
-    case: tuple[bytes, WireOptions, bool, StreamMessage], data: st.DataObject
-) -> None:
-    raw, opts, dialer, _ = case
+@st.composite
+def mutated_streams(draw: st.DrawFn) -> tuple[bytes, WireOptions, bool]:
+    """A valid stream with bits flipped, cut short, extended or spliced with another."""
+    raw, opts, dialer, _ = draw(valid_streams())
     buf = bytearray(raw)
-    how = data.draw(st.sampled_from(["flip", "truncate", "extend", "splice"]))
+    how = draw(st.sampled_from(["flip", "truncate", "extend", "splice"]))
     if how == "flip":
-        for _ in range(data.draw(st.integers(1, 4))):
-            i = data.draw(st.integers(0, len(buf) - 1))
-            buf[i] ^= 1 << data.draw(st.integers(0, 7))
+        for _ in range(draw(st.integers(1, 4))):
+            i = draw(st.integers(0, len(buf) - 1))
+            buf[i] ^= 1 << draw(st.integers(0, 7))
     elif how == "truncate":
-        del buf[data.draw(st.integers(0, len(buf) - 1)) :]
+        del buf[draw(st.integers(0, len(buf) - 1)) :]
     elif how == "extend":
-        buf += data.draw(st.binary(min_size=1, max_size=40))
+        buf += draw(st.binary(min_size=1, max_size=40))
     else:
-        other = data.draw(valid_streams())[0]
-        buf = (
-            buf[: data.draw(st.integers(0, len(buf)))]
-            + other[data.draw(st.integers(0, len(other))) :]
-        )
-    _parse_or_wire_error(bytes(buf), opts, dialer)
-    _parse_or_wire_error(bytes(buf), PLAIN, True)
+        other = draw(valid_streams())[0]
+        buf = buf[: draw(st.integers(0, len(buf)))] + other[draw(st.integers(0, len(other))) :]
+    return bytes(buf), opts, dialer
+
+
+@_PROPS
+@given(mutated_streams())
+def test_mutated_streams_raise_only_wire_error(case: tuple[bytes, WireOptions, bool]) -> None:
+    raw, opts, dialer = case
+    _parse_or_wire_error(raw, opts, dialer)
+    _parse_or_wire_error(raw, PLAIN, True)
 
 
 @_PROPS

@@ -1,8 +1,10 @@
-"""A tiny in-memory cluster for engine tests: delivers actions with virtual time.
+"""A tiny in-memory driver for engine tests: a few engines, virtual time, fixed latency.
 
-Not the simulator (swimpy.sim); just enough to drive two or three ``Node``s
-deterministically: fixed latency, optional per-link drop filter, streams delivered
-instantly-with-latency, timers on a heap.
+Not the simulator (:mod:`swimpy.sim` models networks at scale); just enough to drive two
+to five :class:`~swimpy.core.Engine` objects deterministically, in the spirit of
+``trio.testing``: timers on a heap, packets and streams delivered after ``latency``,
+an optional drop filter per link, crashes and restarts. Tests of the engine, and of
+anything built on it, use it to run a small cluster without sockets or clocks.
 """
 
 from __future__ import annotations
@@ -13,35 +15,50 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from swimpy.core.node import Delegate, Node
-from swimpy.core.types import (
+from swimpy.core import (
     Action,
     Address,
     CloseStream,
+    Codec,
+    ConnId,
+    Engine,
     Input,
     MemberEvent,
+    ObjectCodec,
     OpenStream,
     PacketReceived,
     ReplyStream,
+    Request,
     SendPacket,
     SetTimer,
     StreamFailed,
+    StreamId,
     StreamReceived,
     StreamResponse,
+    StreamSent,
     TimerFired,
+    WireCodec,
 )
 from swimpy.profiles import Config, lan
 
+__all__ = ["VirtualCluster"]
+
 
 @dataclass
-class Harness:
+class VirtualCluster:
+    """Engines named by their member name, on 127.0.0.1 ports 7001, 7002, ...
+
+    ``encode`` True runs every packet and stream through the wire codec (real bytes);
+    False passes message objects (the simulator's object codec).
+    """
+
     latency: float = 0.001
     seed: int = 1
     encode: bool = True
     #: drop(src_name, dst_name) -> True to drop a packet / fail a stream
     drop: Callable[[str, str], bool] = lambda a, b: False
     now: float = 0.0
-    nodes: dict[str, Node] = field(default_factory=dict)
+    nodes: dict[str, Engine] = field(default_factory=dict)
     by_addr: dict[Address, str] = field(default_factory=dict)
     crashed: set[str] = field(default_factory=set)
     events: list[tuple[float, str, MemberEvent]] = field(default_factory=list)
@@ -50,32 +67,32 @@ class Harness:
     #: bumped on every (re)start: events addressed to an earlier run are dropped
     _epoch: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
-    #: (receiver name, stream id) -> (dialer name, dialer stream id)
-    _inbound: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)
+    #: (receiver name, conn id) -> (dialer name, dialer stream id)
+    _inbound: dict[tuple[str, int], tuple[str, StreamId]] = field(default_factory=dict)
     _next_inbound: int = 1000
+    _codec: Codec = field(default_factory=ObjectCodec)
 
     def add(
         self,
         name: str,
         config: Config | None = None,
-        delegate: Delegate | None = None,
+        delegate: object | None = None,
         meta: bytes = b"",
         **overrides: Any,
-    ) -> Node:
-        # a restart keeps its name and address
+    ) -> Engine:
+        """Start (or restart, keeping name and address) the engine ``name``."""
         port = self.nodes[name].advertise[1] if name in self.nodes else 7000 + len(self.by_addr) + 1
         cfg = (config or lan()).replace(name=name, bind_port=port, **overrides)
         rng = random.Random(f"{self.seed}-{name}-{len(self.by_addr)}")
         nrng = random.Random(f"nonce-{self.seed}-{name}")
-        node = Node(
+        node = Engine(
             cfg,
             advertise=("127.0.0.1", port),
             rng=rng,
-            now=self.now,
+            nonce_source=nrng.randbytes,
+            codec=WireCodec() if self.encode else self._codec,
             meta=meta,
             delegate=delegate,
-            nonce_source=nrng.randbytes,
-            encode=self.encode,
         )
         self.nodes[name] = node
         self._epoch[name] = self._epoch.get(name, 0) + 1
@@ -94,7 +111,14 @@ class Harness:
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, name, self._epoch.get(name, 0), inp))
 
-    def do(self, name: str, inp: Input) -> list[Action]:
+    def do(self, name: str, req: Request) -> int:
+        """Submit a request to ``name`` now; returns its request id."""
+        rid, acts = self.nodes[name].submit(req, self.now)
+        self._apply(name, acts)
+        return rid
+
+    def handle(self, name: str, inp: Input) -> list[Action]:
+        """Hand an input to ``name`` now and carry out its actions."""
         acts = self.nodes[name].handle(inp, self.now)
         self._apply(name, acts)
         return acts
@@ -104,53 +128,42 @@ class Harness:
         for a in acts:
             self.actions.append((self.now, name, a))
             if isinstance(a, SetTimer):
-                self.push(a.at, name, TimerFired(a.key))
+                self.push(a.at, name, TimerFired(a.timer))
             elif isinstance(a, MemberEvent):
                 self.events.append((self.now, name, a))
             elif isinstance(a, SendPacket):
                 dst = self.by_addr.get(a.dest)
                 if dst is None or self.drop(name, dst):
                     continue
-                self.push(
-                    self.now + self.latency, dst, PacketReceived(node.advertise, a.data, a.messages)
-                )
+                self.push(self.now + self.latency, dst, PacketReceived(node.advertise, a.data))
             elif isinstance(a, OpenStream):
-                dst = self.by_addr.get(a.dest)
-                if dst is None or dst in self.crashed or self.drop(name, dst):
-                    self.push(
-                        self.now + min(a.timeout, 0.01),
-                        name,
-                        StreamFailed(a.stream_id, "connection refused"),
-                    )
-                    continue
-                self._next_inbound += 1
-                sid = self._next_inbound
-                self._inbound[(dst, sid)] = (name, a.stream_id) if a.expect_reply else ("", 0)
-                self.push(
-                    self.now + self.latency,
-                    dst,
-                    StreamReceived(sid, node.advertise, a.data, None if a.data else a.message),
-                )
-                if not a.expect_reply:
-                    self.push(
-                        self.now + self.latency, name, StreamResponse(a.stream_id, None, None)
-                    )
+                self._open(name, node, a)
             elif isinstance(a, ReplyStream):
-                dialer, dsid = self._inbound.pop((name, a.stream_id), ("", 0))
+                dialer, dsid = self._inbound.pop((name, a.conn_id), ("", StreamId(0)))
                 if dialer:
-                    self.push(
-                        self.now + self.latency,
-                        dialer,
-                        StreamResponse(dsid, a.data, None if a.data else a.message),
-                    )
+                    self.push(self.now + self.latency, dialer, StreamResponse(dsid, a.data))
             elif isinstance(a, CloseStream):
-                dialer, dsid = self._inbound.pop((name, a.stream_id), ("", 0))
+                dialer, dsid = self._inbound.pop((name, a.conn_id), ("", StreamId(0)))
                 if dialer:
-                    self.push(
-                        self.now + self.latency, dialer, StreamFailed(dsid, "closed without reply")
-                    )
+                    self.push(self.now + self.latency, dialer,
+                              StreamFailed(dsid, "closed without reply"))
+
+    def _open(self, name: str, node: Engine, a: OpenStream) -> None:
+        dst = self.by_addr.get(a.dest)
+        if dst is None or dst in self.crashed or self.drop(name, dst):
+            self.push(self.now + min(a.timeout, 0.01), name,
+                      StreamFailed(a.stream_id, "connection refused"))
+            return
+        self._next_inbound += 1
+        conn = ConnId(self._next_inbound)
+        if a.expect_reply:
+            self._inbound[(dst, conn)] = (name, a.stream_id)
+        self.push(self.now + self.latency, dst, StreamReceived(conn, node.advertise, a.data))
+        if not a.expect_reply:
+            self.push(self.now + self.latency, name, StreamSent(a.stream_id))
 
     def run_until(self, t: float) -> None:
+        """Deliver everything due at or before ``t``; then the clock reads ``t``."""
         while self._heap and self._heap[0][0] <= t:
             at, _, name, epoch, inp = heapq.heappop(self._heap)
             self.now = at

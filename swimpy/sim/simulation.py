@@ -1,4 +1,4 @@
-"""The discrete-event loop: real ``swimpy.core.Node`` objects over a modelled network.
+"""The discrete-event loop: real ``swimpy.core.Engine`` objects over a modelled network.
 
 Events live in one heap ordered by ``(time, sequence)``; the sequence number is a global
 counter, so events at the same instant run in the order they were scheduled. Every
@@ -24,28 +24,34 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from swimpy.core.node import Node
-from swimpy.core.types import (
+from swimpy.core import (
     Action,
     CloseStream,
+    ConnId,
+    Engine,
     EventKind,
-    Input,
     JoinRequested,
     LeaveCompleted,
     LeaveRequested,
     Member,
     MemberEvent,
+    ObjectCodec,
     OpenStream,
     PacketReceived,
     ReplyStream,
+    Request,
     SendPacket,
     SetTimer,
     State,
     StreamFailed,
+    StreamId,
     StreamReceived,
     StreamResponse,
+    StreamSent,
     TimerFired,
+    WireCodec,
 )
+from swimpy.core.inputs import Input
 from swimpy.profiles import Config
 from swimpy.sim.metrics import Metrics
 from swimpy.sim.network import Network, Partition
@@ -84,7 +90,7 @@ class _Stream:
 
     dialer: int
     epoch: int
-    sid: int
+    sid: StreamId
     dest: int
     dest_epoch: int
     expect_reply: bool
@@ -94,8 +100,8 @@ class _Stream:
 class Simulation:
     """One run of a scenario with one seed.
 
-    ``fidelity`` "fast" passes message objects between nodes (``Node(encode=False)``);
-    "wire" encodes every packet and stream with the real codec (exact byte counts, after
+    ``fidelity`` "fast" passes message objects between engines (the ``ObjectCodec``);
+    "wire" encodes every packet and stream with the real codec (``WireCodec``) (exact byte counts, after
     compression and encryption). Both give the same trace for the same seed.
 
     Drive it with :meth:`run` (to the scenario's end) or :meth:`run_until`, and change the
@@ -142,7 +148,9 @@ class Simulation:
             reorder_delay=sc.reorder_delay,
         )
         self.net = Network(n, default, self._net_rng)
-        self.nodes: list[Node | None] = [None] * n
+        self.nodes: list[Engine | None] = [None] * n
+        #: one object codec for the whole run: its size cache serves every engine
+        self._codec = ObjectCodec()
         self.epoch = [0] * n
         self.running = [False] * n
         self.leaving = [False] * n
@@ -264,23 +272,21 @@ class Simulation:
 
     # ================================================================== node processes
 
-    def _new_node(self, i: int, t: float) -> Node:
+    def _new_node(self, i: int, t: float) -> Engine:
         self.epoch[i] += 1
         e = self.epoch[i]
         name = self.names[i]
-        nonce = random.Random(f"{self.seed}:nonce:{name}:{e}").randbytes if self.wire else None
-        node = Node(
+        node = Engine(
             self.config_for(i),
             advertise=self.addrs[i],
             rng=random.Random(f"{self.seed}:node:{name}:{e}"),
-            now=t,
-            encode=self.wire,
-            nonce_source=nonce,
+            nonce_source=random.Random(f"{self.seed}:nonce:{name}:{e}").randbytes,
+            codec=WireCodec() if self.wire else self._codec,
         )
         self.nodes[i] = node
         return node
 
-    def _boot(self, i: int, node: Node, t: float) -> None:
+    def _boot(self, i: int, node: Engine, t: float) -> None:
         self.running[i] = True
         self.leaving[i] = False
         self.metrics.set_running(t, i, True)
@@ -299,7 +305,8 @@ class Simulation:
         self._boot(i, node, t)
         peers = self._pick_seeds(i, seeds, to_first)
         if peers:
-            self._apply(i, node.handle(JoinRequested(tuple(self.addrs[p] for p in peers)), t), t)
+            _, acts = node.submit(JoinRequested(tuple(self.addrs[p] for p in peers)), t)
+            self._apply(i, acts, t)
 
     def _pick_seeds(self, i: int, k: int, to_first: bool) -> list[int]:
         if to_first:
@@ -345,7 +352,8 @@ class Simulation:
         self.metrics.disruption(t, f"leave {self.names[i]}")
         node = self.nodes[i]
         assert node is not None
-        self._apply(i, node.handle(LeaveRequested(timeout=timeout), t), t)
+        _, acts = node.submit(LeaveRequested(timeout=timeout), t)
+        self._apply(i, acts, t)
 
     def _stopped(self, i: int, epoch: int) -> None:
         """A leaving member finished (memberlist users call Shutdown after Leave)."""
@@ -560,17 +568,17 @@ class Simulation:
         if t_end > self.now:
             self.now = t_end
 
-    def request(self, i: int, inp: Input) -> list[Action]:
-        """Hand ``inp`` (a ``JoinRequested``, ``BroadcastRequested``,
+    def request(self, i: int, req: Request) -> tuple[int, list[Action]]:
+        """Submit ``req`` (a ``JoinRequested``, ``BroadcastRequested``,
         ``UserMessageRequested``, ``MetaUpdateRequested``...) to running member ``i`` now;
-        its actions are carried out and returned."""
+        its actions are carried out and returned with the request's id."""
         if not self.running[i]:
             raise ValueError(f"{self.names[i]} is not running")
         node = self.nodes[i]
         assert node is not None
-        acts = node.handle(inp, self.now)
+        rid, acts = node.submit(req, self.now)
         self._apply(i, acts, self.now)
-        return acts
+        return rid, acts
 
     def deliver(self, i: int, inp: Input, t: float, epoch: int) -> None:
         """Hand ``inp`` to member ``i`` at ``t`` if process ``epoch`` is still running."""
@@ -589,17 +597,23 @@ class Simulation:
         for a in acts:
             tp = type(a)
             if tp is SetTimer:
-                push(heap, (a.at, next(seq), K_TIMER, i, self.epoch[i], TimerFired(a.key)))  # type: ignore[union-attr]
+                assert isinstance(a, SetTimer)
+                push(heap, (a.at, next(seq), K_TIMER, i, self.epoch[i], TimerFired(a.timer)))
             elif tp is SendPacket:
-                self._send_packet(i, a, t)  # type: ignore[arg-type]
+                assert isinstance(a, SendPacket)
+                self._send_packet(i, a, t)
             elif tp is MemberEvent:
-                self._member_event(i, a, t)  # type: ignore[arg-type]
+                assert isinstance(a, MemberEvent)
+                self._member_event(i, a, t)
             elif tp is OpenStream:
-                self._open_stream(i, a, t)  # type: ignore[arg-type]
+                assert isinstance(a, OpenStream)
+                self._open_stream(i, a, t)
             elif tp is ReplyStream:
-                self._reply_stream(i, a, t)  # type: ignore[arg-type]
+                assert isinstance(a, ReplyStream)
+                self._reply_stream(i, a, t)
             elif tp is CloseStream:
-                self._close_stream(i, a, t)  # type: ignore[arg-type]
+                assert isinstance(a, CloseStream)
+                self._close_stream(i, a, t)
             elif tp is LeaveCompleted:
                 self.call_at(t, self._stopped, i, self.epoch[i])
 
@@ -628,7 +642,7 @@ class Simulation:
         if p.reorder and rnd() < p.reorder:
             delay += rnd() * p.reorder_delay
         arrive = t + delay + self.net.starve_delay[dst]
-        inp = PacketReceived(self.addrs[src], a.data, a.messages)
+        inp = PacketReceived(self.addrs[src], a.data)
         heapq.heappush(self._heap, (arrive, next(self._seq), K_PACKET, dst, src, inp))
         if p.duplicate and rnd() < p.duplicate:
             again = t + p.latency() + self.net.starve_delay[dst]
@@ -678,8 +692,7 @@ class Simulation:
         arrive += self.net.starve_delay[dst]
         sid = next(self._inbound_seq)
         self._inbound[sid] = st
-        msg = None if a.data is not None else a.message
-        inp = StreamReceived(sid, self.addrs[i], a.data, msg)
+        inp = StreamReceived(ConnId(sid), self.addrs[i], a.data)
         self.call_at(arrive, self._stream_arrive, st, sid, inp)
 
     def _stream_arrive(self, st: _Stream, sid: int, inp: StreamReceived) -> None:
@@ -695,31 +708,30 @@ class Simulation:
         if not st.expect_reply:
             self._inbound.pop(sid, None)
             back = t + self.net.link(dst, st.dialer).latency()
-            self.call_at(back, self._stream_ok, st, StreamResponse(st.sid, None, None))
+            self.call_at(back, self._stream_ok, st, StreamSent(st.sid))
         self.deliver(dst, inp, t, st.dest_epoch)
 
     def _reply_stream(self, i: int, a: ReplyStream, t: float) -> None:
         self.streams_sent += 1
         self.stream_bytes_sent += a.size
-        st = self._inbound.pop(a.stream_id, None)
+        st = self._inbound.pop(a.conn_id, None)
         if st is None or st.done:
             return
         p = self.net.link(i, st.dialer)
         if p.blocked or p.loss >= 1 or self.net.link(st.dialer, i).blocked:
             self._stream_trace("x partition", i, st.dialer, t)
             return  # the dialer times out
-        msg = None if a.data is not None else a.message
         back = t + p.latency() + self.net.starve_delay[st.dialer]
-        self.call_at(back, self._stream_ok, st, StreamResponse(st.sid, a.data, msg))
+        self.call_at(back, self._stream_ok, st, StreamResponse(st.sid, a.data))
 
     def _close_stream(self, i: int, a: CloseStream, t: float) -> None:
-        st = self._inbound.pop(a.stream_id, None)
+        st = self._inbound.pop(a.conn_id, None)
         if st is None or st.done or not st.expect_reply:
             return
         back = t + self.net.link(i, st.dialer).latency()
         self.call_at(back, self._stream_fail, st, "closed without reply")
 
-    def _stream_ok(self, st: _Stream, resp: StreamResponse) -> None:
+    def _stream_ok(self, st: _Stream, resp: StreamResponse | StreamSent) -> None:
         if st.done:
             return
         st.done = True
