@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from swimpy import sim  # noqa: E402
-from swimpy.sim.simulation import Simulation  # noqa: E402
 from swimpy.sim.runner import percentile  # noqa: E402
+from swimpy.sim.simulation import Simulation  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sim.json"
 DEFAULT_CASES = ("crash-1000", "fidelity", "distributions", "scenarios")

@@ -227,7 +227,7 @@ class Engine:
 
     def keys(self) -> tuple[bytes, ...]:
         """Installed encryption keys, primary first (empty: no encryption)."""
-        return self._net.keys()
+        return self._net.installed_keys()
 
     def snapshot(self) -> Membership:
         """An immutable view of the membership that any thread may read. Rebuilt only
@@ -453,10 +453,10 @@ class Engine:
                 raise KeyError(f"no member named {to!r}")
             case InstallKeyRequested(key=key):
                 validate_key(key)
-            case UseKeyRequested(key=key) if key not in self._net.keys():
+            case UseKeyRequested(key=key) if key not in self._net.installed_keys():
                 raise ValueError("that key is not installed: install it first")
             case RemoveKeyRequested(key=key):
-                keys = self._net.keys()
+                keys = self._net.installed_keys()
                 if keys and key == keys[0]:
                     raise ValueError("removing the primary key is not allowed; use another first")
             case Request():

@@ -68,7 +68,7 @@ class Gossip:
         used = sum(overhead + b.size for b in out)
         remaining = limit - used
         if remaining > overhead + USER_MSG_OVERHEAD and len(out) < max_parts:
-            extra = self._hooks.call("get_broadcasts", [], overhead + USER_MSG_OVERHEAD,
+            extra: list[bytes] = self._hooks.call("get_broadcasts", [], overhead + USER_MSG_OVERHEAD,
                                      remaining)
             for payload in extra:
                 if len(out) >= max_parts:

@@ -67,7 +67,7 @@ def decode_serf_tags(meta: bytes) -> Mapping[str, str]:
 
 def encode_serf_tags(tags: Mapping[str, str]) -> bytes:
     """Metadata carrying ``tags`` exactly as Serf encodes them (``0xff`` + msgpack map)."""
-    body = msgpack.packb({k: v for k, v in tags.items()}, use_bin_type=False)
+    body: bytes = msgpack.packb(dict(tags), use_bin_type=False)
     return bytes((SERF_TAGS_MAGIC,)) + body
 
 

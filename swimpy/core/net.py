@@ -115,7 +115,7 @@ class Net:
         self.wire.verify_incoming = incoming
         self.wire.verify_outgoing = outgoing
 
-    def keys(self) -> tuple[bytes, ...]:
+    def installed_keys(self) -> tuple[bytes, ...]:
         return () if self.wire.keyring is None else self.wire.keyring.keys
 
     # ------------------------------------------------------------------ packets

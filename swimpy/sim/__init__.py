@@ -13,7 +13,6 @@ See ``docs/simulator.md`` for the scenario format and the meaning of every resul
 
 from __future__ import annotations
 
-from swimpy.sim.simulation import Simulation
 from swimpy.sim.runner import percentile, run, summarize
 from swimpy.sim.scenario import (
     Scenario,
@@ -22,6 +21,7 @@ from swimpy.sim.scenario import (
     load_scenario,
     parse_scenario,
 )
+from swimpy.sim.simulation import Simulation
 
 __all__ = [
     "Scenario",

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from swimpy.sim.simulation import Simulation
 from swimpy.sim.scenario import Scenario, load_scenario
+from swimpy.sim.simulation import Simulation
 
 __all__ = ["SUMMARY_METRICS", "Progress", "percentile", "run", "summarize"]
 

@@ -501,7 +501,8 @@ def test_indirect_ping_is_relayed_and_ack_forwarded_with_requester_seq() -> None
     acts = feed(n, Ack(fwd.seq_no), now=1.1)
     pkt = next(a for a in acts if isinstance(a, SendPacket))
     assert pkt.dest == ("127.0.0.2", 8100)
-    assert isinstance(packet_messages(pkt)[0], Ack) and packet_messages(pkt)[0].seq_no == 77
+    relayed = packet_messages(pkt)[0]
+    assert isinstance(relayed, Ack) and relayed.seq_no == 77
 
 
 def test_indirect_ping_without_answer_sends_nack_after_probe_timeout() -> None:
@@ -801,7 +802,7 @@ def test_hostile_packets_never_raise_or_corrupt_the_table(packets: list[bytes]) 
     t = 1.0
     for p in packets:
         n.handle(PacketReceived(SRC, p), t)
-        n.handle(StreamReceived(1, SRC, p), t)
+        n.handle(StreamReceived(ConnId(1), SRC, p), t)
         t += 0.3
     assert len(n._members.order) == len(set(n._members.order)) == len(n._members.table)
     me = n.member("self")

@@ -39,7 +39,13 @@ from swimpy.wire.packet import (
     split_compound_untrusted,
 )
 from tests.strategies import wire_options
-from tests.wire.test_messages import LOCALHOST, SERF_META_WEB, VSN_SERF, load_vectors, packet_messages
+from tests.wire.test_messages import (
+    LOCALHOST,
+    SERF_META_WEB,
+    VSN_SERF,
+    load_vectors,
+    packet_messages,
+)
 
 V = load_vectors()
 KEY16 = bytes(range(16))  # 000102..0f, the vectors' key
