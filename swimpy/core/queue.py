@@ -6,22 +6,20 @@ alive/suspect/dead message per member waits. Each item is sent at most
 ``retransmit_limit(mult, n)`` times, with ``n`` evaluated when packets are built.
 
 memberlist keeps ``TransmitLimitedQueue`` in a btree keyed by that order and, per transmit
-tier, seeks the first broadcast that fits the space left in the packet instead of scanning
-the queue. We do the same with the standard library: the queue is a set of *tiers* (one
-per transmit count) and each tier maps a size to the broadcasts of that size, oldest
-first, next to a sorted list of the distinct sizes present (sizes are below the UDP
-budget, so a tier has at most a few hundred of them). Finding "the largest, then newest,
-broadcast of this tier that fits ``free`` bytes" is one ``bisect`` and a look at the end of
-a list; keeping the order costs ``O(log n)`` per queued or re-tiered broadcast instead of
-a full sort per gossip tick.
+tier, seeks the first broadcast that fits the space left in the packet (``AscendRange``
+from ``(transmits, free, MaxInt64)``) instead of scanning the queue. We do the same with
+the standard library: one *tier* per transmit count, each a list kept sorted by an integer
+key encoding (size descending, id descending), with a parallel list of the broadcasts.
+"The largest, then newest, broadcast of this tier that fits ``free`` bytes" is one
+``bisect``; keeping the order costs a ``bisect`` and a list insert per queued or re-tiered
+broadcast instead of a full sort with a Python key function on every gossip tick.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 from swimpy.core.lifeguard import retransmit_limit
 from swimpy.wire.messages import PacketMessage
@@ -44,8 +42,21 @@ class Broadcast:
     id: int = 0
 
 
-#: sort key of a size bucket (ids are unique within a queue and grow with each ``queue``)
-_by_id = attrgetter("id")
+#: ids are below 2**63 (memberlist's idGen is an int64); in a tier key they sit below the size
+_ID_BITS = 64
+_ID_MAX = (1 << _ID_BITS) - 1
+
+
+def _tier_key(size: int, id_: int) -> int:
+    """Position in a tier: ascending keys are memberlist's ``limitedBroadcast.Less`` order
+    within one transmit count (size descending, then id descending)."""
+    return -((size << _ID_BITS) | id_)
+
+
+def _fit_key(free: int) -> int:
+    """The least tier key of a broadcast of at most ``free`` bytes: every key at or after
+    it is such a broadcast (``greaterOrEqual`` in memberlist's GetBroadcasts)."""
+    return -((free << _ID_BITS) | _ID_MAX)
 
 
 @dataclass(slots=True)
@@ -53,10 +64,10 @@ class _Tier:
     """The broadcasts sent ``transmits`` times so far: memberlist's btree range
     ``[(transmits, +inf, +inf), (transmits + 1, +inf, +inf))``."""
 
-    #: distinct sizes present, ascending (every one has a non-empty bucket)
-    sizes: list[int] = field(default_factory=list)
-    #: size -> broadcasts of that size, ascending id: the newest is last
-    buckets: dict[int, list[Broadcast]] = field(default_factory=dict)
+    #: ``_tier_key`` of each broadcast, ascending
+    keys: list[int] = field(default_factory=list)
+    #: the broadcasts, in the same order: queue order within the tier
+    items: list[Broadcast] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -67,7 +78,8 @@ class BroadcastQueue:
     max_depth: int = 4096
     #: transmit count -> its tier; only non-empty tiers are kept
     _tiers: dict[int, _Tier] = field(default_factory=dict)
-    #: keys of ``_tiers``, ascending (few: at most the retransmit limit plus stragglers)
+    #: keys of ``_tiers``, ascending (few: up to the retransmit limit, plus stragglers
+    #: left over a limit that has since dropped)
     _levels: list[int] = field(default_factory=list)
     _count: int = 0
     #: name -> the queued broadcast with that name (memberlist's ``tm``)
@@ -82,60 +94,34 @@ class BroadcastQueue:
     @property
     def _items(self) -> list[Broadcast]:
         """Every queued broadcast in queue order (a snapshot, for tests and debugging)."""
-        return list(self._walk())
-
-    # ------------------------------------------------------------------ bookkeeping
-
-    def _walk(self) -> list[Broadcast]:
-        """Queue order: transmits ascending, size descending, id descending."""
         out: list[Broadcast] = []
         for t in self._levels:
-            out.extend(self._walk_tier(t))
+            out.extend(self._tiers[t].items)
         return out
 
-    def _walk_tier(self, t: int) -> list[Broadcast]:
-        tier = self._tiers[t]
-        out: list[Broadcast] = []
-        for size in reversed(tier.sizes):
-            out.extend(reversed(tier.buckets[size]))
-        return out
-
-    def _walk_backwards(self) -> Iterator[Broadcast]:
-        """Queue order reversed: most transmits, smallest, oldest first."""
-        for t in reversed(self._levels):
-            tier = self._tiers[t]
-            for size in tier.sizes:
-                yield from tier.buckets[size]
+    # ------------------------------------------------------------------ bookkeeping
 
     def _insert(self, b: Broadcast) -> None:
         """File ``b`` under its (transmits, size, id); memberlist's ``addItem``."""
         tier = self._tiers.get(b.transmits)
         if tier is None:
             tier = self._tiers[b.transmits] = _Tier()
-            insort(self._levels, b.transmits)
-        bucket = tier.buckets.get(b.size)
-        if bucket is None:
-            tier.buckets[b.size] = [b]
-            insort(tier.sizes, b.size)
-        elif bucket[-1].id < b.id:
-            bucket.append(b)  # always the case for a fresh broadcast (newest id)
-        else:
-            # a broadcast moving up a tier can be older than ones already there
-            insort(bucket, b, key=_by_id)
+            self._levels.insert(bisect_left(self._levels, b.transmits), b.transmits)
+        key = _tier_key(b.size, b.id)
+        i = bisect_left(tier.keys, key)
+        tier.keys.insert(i, key)
+        tier.items.insert(i, b)
         self._count += 1
 
-    def _find(self, b: Broadcast) -> tuple[_Tier, list[Broadcast], int] | None:
+    def _find(self, b: Broadcast) -> tuple[_Tier, int] | None:
         """Where ``b`` is filed under its current key, or None if it is not queued."""
         tier = self._tiers.get(b.transmits)
         if tier is None:
             return None
-        bucket = tier.buckets.get(b.size)
-        if bucket is None:
+        i = bisect_left(tier.keys, _tier_key(b.size, b.id))
+        if i == len(tier.items) or tier.items[i] is not b:
             return None
-        i = bisect_left(bucket, b.id, key=_by_id)
-        if i == len(bucket) or bucket[i] is not b:
-            return None
-        return tier, bucket, i
+        return tier, i
 
     def _remove(self, b: Broadcast) -> None:
         """Unfile ``b`` (which must be queued); memberlist's ``deleteItem`` without the
@@ -143,19 +129,16 @@ class BroadcastQueue:
         found = self._find(b)
         if found is None:
             raise AssertionError(f"broadcast {b.id} is not queued")
-        tier, bucket, i = found
-        del bucket[i]
-        if not bucket:
-            self._drop_size(b.transmits, tier, b.size)
+        tier, i = found
+        del tier.keys[i]
+        del tier.items[i]
+        if not tier.items:
+            self._drop_tier(b.transmits)
         self._count -= 1
 
-    def _drop_size(self, transmits: int, tier: _Tier, size: int) -> None:
-        """Forget an emptied bucket, and its tier if that was the last bucket."""
-        del tier.buckets[size]
-        del tier.sizes[bisect_left(tier.sizes, size)]
-        if not tier.sizes:
-            del self._tiers[transmits]
-            del self._levels[bisect_left(self._levels, transmits)]
+    def _drop_tier(self, t: int) -> None:
+        del self._tiers[t]
+        del self._levels[bisect_left(self._levels, t)]
 
     def _finish(self, b: Broadcast) -> None:
         if b.notify is not None:
@@ -172,7 +155,7 @@ class BroadcastQueue:
 
         A named broadcast finishes and replaces the queued one with the same name. ``b``
         must be a new object or one no longer queued (re-queueing a named broadcast that
-        is still queued replaces it, as before).
+        is still queued replaces it, as before; an unnamed one is refused).
         """
         if b.name is not None:
             # Unfile the old one under its current key before ``b`` (possibly the same
@@ -202,93 +185,109 @@ class BroadcastQueue:
 
         The result is what a walk over the whole queue in order gives when it takes
         every broadcast whose size fits ``limit - used - overhead`` and stops once that is
-        ``<= 0`` or ``max_parts`` were taken. Walking a tier in (size desc, id desc) order,
-        a broadcast skipped for its size stays too big (the free space only shrinks), so
-        the next one taken is always the largest-then-newest of the tier that fits:
-        memberlist's ``AscendRange`` from ``(transmits, free, MaxInt64)``, here a
-        ``bisect`` over the tier's sizes. The picked broadcasts of one size are the newest
-        of their bucket, i.e. its tail.
+        ``<= 0`` or ``max_parts`` were taken. Within a tier (size desc, id desc) a
+        broadcast skipped for its size stays too big (the free space only shrinks), so
+        the next one taken is always the first of the tier, from the last pick on, that
+        fits: the one right after the last pick if it fits, else found by ``bisect``
+        (memberlist's ``AscendRange`` per tier).
         """
         if not self._count:
             return []
         tlimit = retransmit_limit(self.retransmit_mult, num_nodes)
         used = 0
         out: list[Broadcast] = []
-        stop = False
+        #: (tier, indices picked from it, ascending), in tier order
+        picked: list[tuple[int, list[int]]] = []
+        free = limit - overhead
         for t in self._levels:
-            free = limit - used - overhead
             if free <= 0 or len(out) >= max_parts:
                 break
             tier = self._tiers[t]
-            sizes = tier.sizes
-            hi = bisect_right(sizes, free)  # sizes[:hi] fit
-            while hi:
-                hi -= 1
-                size = sizes[hi]
-                bucket = tier.buckets[size]
-                j = len(bucket)
-                while j and free > 0 and size <= free and len(out) < max_parts:
-                    j -= 1
-                    out.append(bucket[j])
-                    used += overhead + size
-                    free = limit - used - overhead
+            keys, items = tier.keys, tier.items
+            n = len(items)
+            i = bisect_left(keys, _fit_key(free))
+            if i == n:
+                continue
+            idx: list[int] = []
+            picked.append((t, idx))
+            while True:
+                b = items[i]
+                out.append(b)
+                idx.append(i)
+                used += overhead + b.size
+                free = limit - used - overhead
                 if free <= 0 or len(out) >= max_parts:
-                    stop = True
                     break
-                hi = bisect_right(sizes, free, 0, hi)  # smaller sizes that still fit
-            if stop:
-                break
+                i += 1
+                if i == n:
+                    break
+                if items[i].size > free:
+                    i = bisect_left(keys, _fit_key(free), i)
+                    if i == n:
+                        break
         if not out:
             return out
 
         # ``out`` is in queue order, so its last item has the most transmits.
         if out[-1].transmits + 1 < tlimit:
-            self._retier(out)
+            self._retier(picked)
             return out
 
         # Some pick reached the limit: every queued broadcast with transmits >= tlimit
         # afterwards is finished, reported in queue order as it was before the picks
         # were counted. That is the picks from tier tlimit - 1, then all of the tiers
         # >= tlimit (picked or not), tier by tier.
-        below = [b for b in out if b.transmits < tlimit]
-        for b in below:
-            if b.transmits + 1 >= tlimit:
+        for b in out:
+            if b.transmits + 1 == tlimit:
                 self._finish(b)
-        for t in [t for t in self._levels if t >= tlimit]:
-            for b in self._walk_tier(t):
+        for t in self._levels[bisect_left(self._levels, tlimit) :]:
+            for b in self._tiers.pop(t).items:
                 self._unname(b)
                 self._finish(b)
                 self._count -= 1
-            del self._tiers[t]
         del self._levels[bisect_left(self._levels, tlimit) :]
         for b in out:
-            if b.transmits >= tlimit:  # left with its tier above
+            if b.transmits >= tlimit:  # gone with its tier
                 b.transmits += 1
-        self._retier(below, tlimit)
+        self._retier([(t, idx) for t, idx in picked if t < tlimit], tlimit)
         return out
 
-    def _retier(self, picked: list[Broadcast], tlimit: int | None = None) -> None:
+    def _retier(self, picked: list[tuple[int, list[int]]], tlimit: int | None = None) -> None:
         """Count one more transmit for each picked broadcast and refile it one tier up,
         or drop it (already reported as finished) if that reaches ``tlimit``.
 
         All picks are unfiled before any is refiled, so that one moved into the next
-        tier is not mistaken for a pick of that tier (memberlist's delayed reinsert).
+        tier is not mistaken for a pick of that tier (memberlist delays its reinserts
+        for the same reason).
         """
-        for b in picked:
-            # picks of one size come newest first, i.e. from the end of their bucket
-            tier = self._tiers[b.transmits]
-            bucket = tier.buckets[b.size]
-            popped = bucket.pop()
-            assert popped is b
-            if not bucket:
-                self._drop_size(b.transmits, tier, b.size)
-            self._count -= 1
-        for b in picked:
+        moved: list[Broadcast] = []
+        for t, idx in picked:
+            tier = self._tiers[t]
+            keys, items = tier.keys, tier.items
+            first, last = idx[0], idx[-1]
+            if last - first + 1 == len(idx):  # one run (typical: the tier's head)
+                moved.extend(items[first : last + 1])
+                del keys[first : last + 1]
+                del items[first : last + 1]
+            else:
+                moved.extend(items[i] for i in idx)
+                for i in reversed(idx):
+                    del keys[i]
+                    del items[i]
+            if not items:
+                self._drop_tier(t)
+        self._count -= len(moved)
+        for b in moved:
             b.transmits += 1
             if tlimit is not None and b.transmits >= tlimit:
                 self._unname(b)
             else:
                 self._insert(b)
+
+    def _walk_backwards(self) -> Iterator[Broadcast]:
+        """Queue order reversed: most transmits, smallest, oldest first."""
+        for t in reversed(self._levels):
+            yield from reversed(self._tiers[t].items)
 
     def prune(self, max_retain: int) -> None:
         """Keep at most ``max_retain`` unnamed broadcasts: the first ones in queue order,
@@ -317,7 +316,7 @@ class BroadcastQueue:
     def reset(self) -> None:
         """Finish every queued broadcast in queue order and empty the queue (memberlist's
         ``Reset``, for tests)."""
-        for b in self._walk():
+        for b in self._items:
             self._finish(b)
         self._tiers.clear()
         self._levels.clear()
