@@ -12,7 +12,11 @@ the standard library: one *tier* per transmit count, each a list kept sorted by 
 key encoding (size descending, id descending), with a parallel list of the broadcasts.
 "The largest, then newest, broadcast of this tier that fits ``free`` bytes" is one
 ``bisect``; keeping the order costs a ``bisect`` and a list insert per queued or re-tiered
-broadcast instead of a full sort with a Python key function on every gossip tick.
+broadcast instead of a full sort with a Python key function on every gossip tick. When the
+whole queue fits in the packet (small clusters), the tiers simply move up by one.
+
+The picks, their order and the finished tokens are exactly those of the sort-and-scan
+queue this replaced; ``tests/core/test_queue.py`` checks that against a copy of it.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ class Broadcast:
     id: int = 0
 
 
-#: ids are below 2**63 (memberlist's idGen is an int64); in a tier key they sit below the size
+#: Ids count ``queue`` calls from 1, so they stay far below 2**64 (memberlist's idGen is an
+#: int64); a tier key puts the size above them.
 _ID_BITS = 64
 _ID_MAX = (1 << _ID_BITS) - 1
 
@@ -51,12 +56,6 @@ def _tier_key(size: int, id_: int) -> int:
     """Position in a tier: ascending keys are memberlist's ``limitedBroadcast.Less`` order
     within one transmit count (size descending, then id descending)."""
     return -((size << _ID_BITS) | id_)
-
-
-def _fit_key(free: int) -> int:
-    """The least tier key of a broadcast of at most ``free`` bytes: every key at or after
-    it is such a broadcast (``greaterOrEqual`` in memberlist's GetBroadcasts)."""
-    return -((free << _ID_BITS) | _ID_MAX)
 
 
 @dataclass(slots=True)
@@ -76,12 +75,13 @@ class BroadcastQueue:
     #: most unnamed (user) broadcasts kept; the most-transmitted are pruned first (Serf's
     #: MaxQueueDepth). Named broadcasts (one per member) are never pruned, as in memberlist.
     max_depth: int = 4096
-    #: transmit count -> its tier; only non-empty tiers are kept
-    _tiers: dict[int, _Tier] = field(default_factory=dict)
-    #: keys of ``_tiers``, ascending (few: up to the retransmit limit, plus stragglers
-    #: left over a limit that has since dropped)
-    _levels: list[int] = field(default_factory=list)
+    #: ``_tiers[t]``: the broadcasts sent ``t`` times. Empty tiers below the top one are
+    #: kept (there are few: transmits stay below the highest retransmit limit seen), so
+    #: broadcasts move between tiers without creating and dropping them.
+    _tiers: list[_Tier] = field(default_factory=list)
     _count: int = 0
+    #: total ``size`` of the queued broadcasts
+    _bytes: int = 0
     #: name -> the queued broadcast with that name (memberlist's ``tm``)
     _by_name: dict[str, Broadcast] = field(default_factory=dict)
     _next_id: int = 0
@@ -95,29 +95,23 @@ class BroadcastQueue:
     def _items(self) -> list[Broadcast]:
         """Every queued broadcast in queue order (a snapshot, for tests and debugging)."""
         out: list[Broadcast] = []
-        for t in self._levels:
-            out.extend(self._tiers[t].items)
+        for tier in self._tiers:
+            out.extend(tier.items)
         return out
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def _insert(self, b: Broadcast) -> None:
-        """File ``b`` under its (transmits, size, id); memberlist's ``addItem``."""
-        tier = self._tiers.get(b.transmits)
-        if tier is None:
-            tier = self._tiers[b.transmits] = _Tier()
-            self._levels.insert(bisect_left(self._levels, b.transmits), b.transmits)
-        key = _tier_key(b.size, b.id)
-        i = bisect_left(tier.keys, key)
-        tier.keys.insert(i, key)
-        tier.items.insert(i, b)
-        self._count += 1
+    def _trim(self) -> None:
+        """Drop empty tiers at the top, so walks stop at the last broadcast."""
+        tiers = self._tiers
+        while tiers and not tiers[-1].items:
+            tiers.pop()
 
     def _find(self, b: Broadcast) -> tuple[_Tier, int] | None:
         """Where ``b`` is filed under its current key, or None if it is not queued."""
-        tier = self._tiers.get(b.transmits)
-        if tier is None:
+        if not 0 <= b.transmits < len(self._tiers):
             return None
+        tier = self._tiers[b.transmits]
         i = bisect_left(tier.keys, _tier_key(b.size, b.id))
         if i == len(tier.items) or tier.items[i] is not b:
             return None
@@ -130,15 +124,10 @@ class BroadcastQueue:
         if found is None:
             raise AssertionError(f"broadcast {b.id} is not queued")
         tier, i = found
-        del tier.keys[i]
-        del tier.items[i]
-        if not tier.items:
-            self._drop_tier(b.transmits)
+        del tier.keys[i], tier.items[i]
         self._count -= 1
-
-    def _drop_tier(self, t: int) -> None:
-        del self._tiers[t]
-        del self._levels[bisect_left(self._levels, t)]
+        self._bytes -= b.size
+        self._trim()
 
     def _finish(self, b: Broadcast) -> None:
         if b.notify is not None:
@@ -157,20 +146,41 @@ class BroadcastQueue:
         must be a new object or one no longer queued (re-queueing a named broadcast that
         is still queued replaces it, as before; an unnamed one is refused).
         """
-        if b.name is not None:
-            # Unfile the old one under its current key before ``b`` (possibly the same
-            # object) gets a new id and transmit count.
-            old = self._by_name.pop(b.name, None)
+        tiers = self._tiers
+        name = b.name
+        if name is not None:
+            old = self._by_name.pop(name, None)
             if old is not None:
-                self._remove(old)
-                self._finish(old)
-            self._by_name[b.name] = b
+                # Unfile it (memberlist's ``deleteItem``) under its current key, before
+                # ``b`` (possibly the same object) gets a new id and transmit count.
+                t = old.transmits
+                tier = tiers[t]
+                i = bisect_left(tier.keys, _tier_key(old.size, old.id))
+                if tier.items[i] is not old:
+                    raise AssertionError(f"broadcast {old.id} is not queued")
+                del tier.keys[i], tier.items[i]
+                self._count -= 1
+                self._bytes -= old.size
+                if t == len(tiers) - 1:
+                    self._trim()
+                if old.notify is not None:
+                    self._finished.append(old.notify)
+            self._by_name[name] = b
         elif self._find(b) is not None:
             raise ValueError(f"broadcast {b.id} is already queued")
-        self._next_id += 1
-        b.id = self._next_id
+        self._next_id = bid = self._next_id + 1
+        b.id = bid
         b.transmits = 0
-        self._insert(b)
+        # file it in tier 0 (memberlist's ``addItem``)
+        if not tiers:
+            tiers.append(_Tier())
+        tier = tiers[0]
+        key = _tier_key(b.size, bid)
+        i = bisect_left(tier.keys, key)
+        tier.keys.insert(i, key)
+        tier.items.insert(i, b)
+        self._count += 1
+        self._bytes += b.size
         if self._count - len(self._by_name) > self.max_depth:
             self.prune(self.max_depth)
 
@@ -194,100 +204,165 @@ class BroadcastQueue:
         if not self._count:
             return []
         tlimit = retransmit_limit(self.retransmit_mult, num_nodes)
-        used = 0
+        if (
+            self._count <= max_parts
+            and overhead >= 0
+            and self._bytes + self._count * overhead <= limit
+        ):
+            # Everything fits: with sizes > 0 and overhead >= 0, the bytes used before a
+            # broadcast plus its own stay within the total, so the walk finds room
+            # (and ``free > 0``) for each in turn. A size <= 0 could come after the
+            # packet is exactly full, so it takes the general path (the last broadcast
+            # of a tier is its smallest).
+            for tier in self._tiers:
+                if tier.items and tier.items[-1].size <= 0:
+                    break
+            else:
+                return self._take_all(tlimit)
         out: list[Broadcast] = []
-        #: (tier, indices picked from it, ascending), in tier order
-        picked: list[tuple[int, list[int]]] = []
-        free = limit - overhead
-        for t in self._levels:
-            if free <= 0 or len(out) >= max_parts:
+        take = out.append
+        #: (tier, [(start, stop) index ranges picked from it, ascending]), in tier order
+        picked: list[tuple[int, list[tuple[int, int]]]] = []
+        free = limit - overhead  # ``limit - used - overhead``
+        parts = max_parts  # parts left
+        for t, tier in enumerate(self._tiers):
+            if free <= 0 or parts <= 0:
                 break
-            tier = self._tiers[t]
-            keys, items = tier.keys, tier.items
-            n = len(items)
-            i = bisect_left(keys, _fit_key(free))
+            keys = tier.keys
+            n = len(keys)
+            i = bisect_left(keys, -((free << _ID_BITS) | _ID_MAX))  # first that fits
             if i == n:
                 continue
-            idx: list[int] = []
-            picked.append((t, idx))
+            items = tier.items
+            runs: list[tuple[int, int]] = []
+            start = i
             while True:
                 b = items[i]
-                out.append(b)
-                idx.append(i)
-                used += overhead + b.size
-                free = limit - used - overhead
-                if free <= 0 or len(out) >= max_parts:
-                    break
+                take(b)
+                free -= overhead + b.size
+                parts -= 1
                 i += 1
-                if i == n:
+                if free <= 0 or parts <= 0 or i == n:
                     break
-                if items[i].size > free:
-                    i = bisect_left(keys, _fit_key(free), i)
-                    if i == n:
+                if items[i].size > free:  # skip to the next one that fits, if any
+                    j = bisect_left(keys, -((free << _ID_BITS) | _ID_MAX), i)
+                    if j == n:
                         break
+                    runs.append((start, i))
+                    start = i = j
+            runs.append((start, i))
+            picked.append((t, runs))
         if not out:
             return out
 
         # ``out`` is in queue order, so its last item has the most transmits.
         if out[-1].transmits + 1 < tlimit:
-            self._retier(picked)
+            self._retier(picked, None)
             return out
 
         # Some pick reached the limit: every queued broadcast with transmits >= tlimit
         # afterwards is finished, reported in queue order as it was before the picks
         # were counted. That is the picks from tier tlimit - 1, then all of the tiers
-        # >= tlimit (picked or not), tier by tier.
+        # >= tlimit (picked or not), tier by tier. (memberlist finishes only the picks
+        # that reach the limit; the two differ only for broadcasts left over a limit
+        # that has dropped since, and swimpy's traces depend on this behaviour.)
         for b in out:
             if b.transmits + 1 == tlimit:
                 self._finish(b)
-        for t in self._levels[bisect_left(self._levels, tlimit) :]:
-            for b in self._tiers.pop(t).items:
-                self._unname(b)
-                self._finish(b)
-                self._count -= 1
-        del self._levels[bisect_left(self._levels, tlimit) :]
+        top = max(tlimit, 0)
+        for tier in self._tiers[top:]:
+            self._drop_all(tier.items)
+        del self._tiers[top:]
         for b in out:
             if b.transmits >= tlimit:  # gone with its tier
                 b.transmits += 1
-        self._retier([(t, idx) for t, idx in picked if t < tlimit], tlimit)
+        self._retier([p for p in picked if p[0] < tlimit], tlimit)
         return out
 
-    def _retier(self, picked: list[tuple[int, list[int]]], tlimit: int | None = None) -> None:
+    def _take_all(self, tlimit: int) -> list[Broadcast]:
+        """``get_broadcasts`` when the whole queue fits (the common case in small
+        clusters): every broadcast is picked, in queue order, so every tier moves up by
+        one as it is. Then all in tiers >= ``tlimit`` are finished, in queue order,
+        exactly as the general path would."""
+        tiers = self._tiers
+        out: list[Broadcast] = []
+        for tier in tiers:
+            out += tier.items
+        for b in out:
+            b.transmits += 1
+        tiers.insert(0, _Tier())
+        top = max(tlimit, 0)
+        if len(tiers) > top:
+            for tier in tiers[top:]:
+                self._drop_all(tier.items)
+            del tiers[top:]
+            self._trim()
+        return out
+
+    def _drop_all(self, items: list[Broadcast]) -> None:
+        """Finish ``items``, which the caller unfiles, in their order."""
+        for b in items:
+            self._unname(b)
+            self._finish(b)
+            self._bytes -= b.size
+        self._count -= len(items)
+
+    def _retier(self, picked: list[tuple[int, list[tuple[int, int]]]], tlimit: int | None) -> None:
         """Count one more transmit for each picked broadcast and refile it one tier up,
         or drop it (already reported as finished) if that reaches ``tlimit``.
 
-        All picks are unfiled before any is refiled, so that one moved into the next
-        tier is not mistaken for a pick of that tier (memberlist delays its reinserts
-        for the same reason).
+        Tiers are handled from the highest down, so a tier's picks have left it (by
+        their indices from the pick) before the tier below moves its picks in:
+        memberlist delays its reinserts for the same reason. A broadcast keeps its tier
+        key (size and id) when it moves up.
         """
-        moved: list[Broadcast] = []
-        for t, idx in picked:
-            tier = self._tiers[t]
+        tiers = self._tiers
+        for t, runs in reversed(picked):
+            tier = tiers[t]
             keys, items = tier.keys, tier.items
-            first, last = idx[0], idx[-1]
-            if last - first + 1 == len(idx):  # one run (typical: the tier's head)
-                moved.extend(items[first : last + 1])
-                del keys[first : last + 1]
-                del items[first : last + 1]
+            if len(runs) == 1:  # typical: the head of the tier
+                first, stop = runs[0]
+                mkeys, mitems = keys[first:stop], items[first:stop]
+                del keys[first:stop], items[first:stop]
             else:
-                moved.extend(items[i] for i in idx)
-                for i in reversed(idx):
-                    del keys[i]
-                    del items[i]
-            if not items:
-                self._drop_tier(t)
-        self._count -= len(moved)
-        for b in moved:
-            b.transmits += 1
-            if tlimit is not None and b.transmits >= tlimit:
-                self._unname(b)
+                mkeys, mitems = [], []
+                for first, stop in runs:
+                    mkeys += keys[first:stop]
+                    mitems += items[first:stop]
+                for first, stop in reversed(runs):
+                    del keys[first:stop], items[first:stop]
+            for b in mitems:
+                b.transmits += 1
+            if tlimit is not None and t + 1 >= tlimit:
+                self._count -= len(mitems)
+                for b in mitems:
+                    self._unname(b)
+                    self._bytes -= b.size
+                continue
+            if t + 1 == len(tiers):
+                tiers.append(_Tier(mkeys, mitems))
+                continue
+            up = tiers[t + 1]
+            ukeys, uitems = up.keys, up.items
+            if not ukeys:
+                up.keys, up.items = mkeys, mitems
+            elif ukeys[-1] < mkeys[0]:
+                ukeys += mkeys
+                uitems += mitems
+            elif mkeys[-1] < ukeys[0]:
+                ukeys[:0] = mkeys
+                uitems[:0] = mitems
             else:
-                self._insert(b)
+                for k, b in zip(mkeys, mitems, strict=True):
+                    i = bisect_left(ukeys, k)
+                    ukeys.insert(i, k)
+                    uitems.insert(i, b)
+        self._trim()
 
     def _walk_backwards(self) -> Iterator[Broadcast]:
         """Queue order reversed: most transmits, smallest, oldest first."""
-        for t in reversed(self._levels):
-            yield from reversed(self._tiers[t].items)
+        for tier in reversed(self._tiers):
+            yield from reversed(tier.items)
 
     def prune(self, max_retain: int) -> None:
         """Keep at most ``max_retain`` unnamed broadcasts: the first ones in queue order,
@@ -319,6 +394,6 @@ class BroadcastQueue:
         for b in self._items:
             self._finish(b)
         self._tiers.clear()
-        self._levels.clear()
         self._by_name.clear()
         self._count = 0
+        self._bytes = 0

@@ -216,6 +216,25 @@ def test_stragglers_over_the_limit_stay_until_a_pick_reaches_it() -> None:
     assert q.take_finished() == [1] and q._items == [big]
 
 
+def test_when_everything_fits_every_tier_moves_up_and_those_at_the_limit_finish() -> None:
+    q = BroadcastQueue(retransmit_mult=1)
+    b2, b1, b0a, b0b = bc(10, notify=2), bc(30, notify=1), bc(5, notify=0), bc(50, notify=3)
+    q.queue(b2)
+    q.get_broadcasts(0, 10, num_nodes=500, max_parts=10)  # limit 3
+    q.queue(b1)
+    q.get_broadcasts(0, 40, num_nodes=500, max_parts=10)  # b1, b2
+    q.queue(b0a)
+    q.queue(b0b)
+    assert [b.transmits for b in q._items] == [0, 0, 1, 2]
+    # 95 bytes fit 95: all picked in queue order, each one tier up
+    assert q.get_broadcasts(0, 95, num_nodes=500, max_parts=4) == [b0b, b0a, b1, b2]
+    assert q.take_finished() == [2]  # b2 reached 3
+    assert q._items == [b0b, b0a, b1] and [b.transmits for b in q._items] == [1, 1, 2]
+    # limit 2 (num_nodes 50): b1 reaches 3 and the others 2, all finished in queue order
+    assert q.get_broadcasts(0, 1000, num_nodes=50, max_parts=3) == [b0b, b0a, b1]
+    assert q.take_finished() == [3, 0, 1] and len(q) == 0
+
+
 def test_zero_nodes_means_limit_zero_and_any_pick_empties_the_queue() -> None:
     q = BroadcastQueue(retransmit_mult=4)
     bs = [bc(10, notify=i) for i in range(3)]
@@ -466,7 +485,7 @@ class PruneOp:
 
 Op = QueueOp | GetOp | PruneOp
 
-#: sizes that collide often (same-size buckets, id tie-breaks) mixed with arbitrary ones
+#: sizes that collide often (so ids break ties) mixed with arbitrary ones
 _sizes = st.one_of(
     st.sampled_from([1, 2, 3, 60, 61, 75, 90, 700, 1398, 1400]), st.integers(1, 1400)
 )
@@ -476,31 +495,39 @@ _queue_op = st.builds(
 _get_op = st.builds(
     GetOp,
     overhead=st.integers(0, 4),
-    limit=st.one_of(st.integers(0, 200), st.integers(0, 3000)),
-    # small clusters reach the retransmit limit (and change it) often
-    num_nodes=st.one_of(st.integers(0, 3), st.integers(0, 30), st.integers(0, 5000)),
+    limit=st.one_of(st.integers(0, 200), st.integers(0, 1500), st.integers(0, 3000)),
+    # small clusters reach (and lower) the retransmit limit, large ones let tiers build up
+    num_nodes=st.one_of(st.integers(0, 3), st.integers(0, 30), st.integers(100, 5000)),
     max_parts=st.integers(0, 20),
 )
+# Long sequences, mostly queueing and picking: the interesting states (several tiers,
+# broadcasts moving into non-empty tiers, purges over several tiers, prunes of a full
+# queue) need a few dozen operations to build up.
 _ops = st.lists(
-    st.one_of(_queue_op, _queue_op, _get_op, _get_op, st.builds(PruneOp, st.integers(-3, 12))),
-    max_size=80,
+    st.one_of(
+        _queue_op, _queue_op, _queue_op, _get_op, _get_op, st.builds(PruneOp, st.integers(-3, 12))
+    ),
+    min_size=20,
+    max_size=150,
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(mult=st.integers(1, 3), max_depth=st.integers(0, 8), ops=_ops)
+@settings(max_examples=300, deadline=None)
+@given(mult=st.integers(1, 3), max_depth=st.integers(0, 30), ops=_ops)
 def test_queue_matches_the_reference_sort_and_scan_model(
     mult: int, max_depth: int, ops: list[Op]
 ) -> None:
     q = BroadcastQueue(retransmit_mult=mult, max_depth=max_depth)
     ref = ReferenceQueue(retransmit_mult=mult, max_depth=max_depth)
     twin: dict[int, Broadcast] = {}  # id() of ours -> the model's copy
+    ours_all: list[Broadcast] = []  # keeps those ids unique
     tokens = count()
     for op in ops:
         if isinstance(op, QueueOp):
             token = next(tokens) if op.notify else None
             ours, theirs = bc(op.size, op.name, token), bc(op.size, op.name, token)
             twin[id(ours)] = theirs
+            ours_all.append(ours)
             q.queue(ours)
             ref.queue(theirs)
         elif isinstance(op, GetOp):
@@ -509,6 +536,8 @@ def test_queue_matches_the_reference_sort_and_scan_model(
             # the same broadcasts (identity), in the same order
             assert len(got) == len(want)
             assert all(twin[id(b)] is w for b, w in zip(got, want, strict=True))
+            # and left in the same state (finished ones too: the engine holds them)
+            assert [(b.id, b.transmits) for b in got] == [(w.id, w.transmits) for w in want]
         else:
             q.prune(op.max_retain)
             ref.prune(op.max_retain)
@@ -520,3 +549,4 @@ def test_queue_matches_the_reference_sort_and_scan_model(
         assert all(twin[id(b)] is w for b, w in zip(mine, ordered, strict=True))
         assert all(key(b) == key(w) for b, w in zip(mine, ordered, strict=True))
         assert q._by_name.keys() == ref._by_name.keys()
+        assert q._bytes == sum(b.size for b in ref._items)
