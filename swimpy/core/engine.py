@@ -254,8 +254,14 @@ class Engine:
             queue_depth=len(self._gossip.queue),
             health_score=self._awareness.score,
             incarnation=self._members.incarnation,
-            counters=dict(self._out.stats),
+            counters=self._counters(),
         )
+
+    def _counters(self) -> dict[str, int]:
+        counters = dict(self._out.stats)
+        if self._members.alive_duplicates:
+            counters["alive_duplicates"] = self._members.alive_duplicates
+        return counters
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -319,8 +325,13 @@ class Engine:
                 msgs = net.packet_in(inp)
                 if msgs:
                     on_message = self._on_message
+                    on_alive = self._members.on_alive
                     for msg in msgs:
-                        on_message(msg, inp.source, now)
+                        # alives dominate a forming cluster: skip the dispatch for them
+                        if type(msg) is Alive:
+                            on_alive(msg, now)
+                        else:
+                            on_message(msg, inp.source, now)
             case TimerFired():
                 self._on_timer(inp.timer, now)
             case StreamReceived():

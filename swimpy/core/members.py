@@ -99,6 +99,15 @@ class Members:
         self.incarnation = 0
         self.leaving = False
         self.version = 0
+        #: alive messages about a member we already have at that incarnation and address
+        #: (a plain int: every member receives ~n x retransmit-limit of them in a forming
+        #: cluster, so even a Counter update shows in profiles)
+        self.alive_duplicates = 0
+        #: copies of known alives can be answered before any other check (see on_alive):
+        #: no alive delegate to consult, ports carried on the wire, no CIDR filter
+        self._plain_alives = (
+            hooks.notify_alive is None and config.protocol_version >= 2 and not config.cidrs_allowed
+        )
 
     # ------------------------------------------------------------------ queries
 
@@ -189,6 +198,21 @@ class Members:
 
     def on_alive(self, a: Alive, now: float) -> None:
         """An alive message from the network (``handleAlive``)."""
+        state = self.table.get(a.node)
+        if (
+            state is not None
+            and a.incarnation <= state.incarnation
+            and a.addr == state.ip_bytes
+            and a.port == state.port
+            and a.vsn == state.vsn
+            and self._plain_alives
+            and a.node != self.name
+        ):
+            # The common case in a forming or healing cluster: a copy of an alive we
+            # already hold. aliveNode would come to "ignore" after the same checks (the
+            # stored address and versions passed them when stored).
+            self.alive_duplicates += 1
+            return
         host = ip_text(a.addr)
         if host is None:
             self._out.drop("malformed", f"alive for {a.node!r} with a {len(a.addr)}-byte address")
@@ -202,25 +226,8 @@ class Members:
         self, a: Alive, now: float, *, bootstrap: bool = False, notify: int | None = None
     ) -> None:
         """memberlist ``aliveNode`` (LIFEGUARD §8.1): the one place alive is merged."""
-        table = self.table
-        state = table.get(a.node)
+        state = self.table.get(a.node)
         is_local = a.node == self.name
-        # The common case in a forming or healing cluster: a copy of an alive we already
-        # have (every member receives ~n x retransmit-limit of them). aliveNode would
-        # ignore it below, after the same checks; answer before any work.
-        if (
-            state is not None
-            and not is_local
-            and a.incarnation <= state.incarnation
-            and a.port == state.port
-            and a.addr == state.ip_bytes
-            and self._hooks.notify_alive is None
-            and self.config.protocol_version >= 2
-        ):
-            vsn = a.vsn
-            if not (len(vsn) >= 3 and (vsn[0] == 0 or vsn[1] == 0 or vsn[0] > vsn[1])):
-                self._out.ignore("alive_duplicates")
-                return
         host = self._check_alive(a, is_local)
         if host is None:
             return

@@ -7,12 +7,27 @@ bytes a real node would send; these functions give the msgpack sizes go-msgpack 
 
 from __future__ import annotations
 
-from swimpy.wire.messages import Ack, IndirectPing, Message, Nack, Ping, UserMsg, encode_message
+from swimpy.wire.messages import (
+    Ack,
+    Alive,
+    Dead,
+    IndirectPing,
+    Message,
+    Nack,
+    Ping,
+    Suspect,
+    UserMsg,
+    encode_message,
+)
 
 #: keys of a pushNodeState map: Addr, Incarnation, Meta, Name, Port, State, Vsn (as fixstr)
 _PUSH_NODE_KEYS = sum(
     1 + len(k) for k in ("Addr", "Incarnation", "Meta", "Name", "Port", "State", "Vsn")
 )
+#: keys of an alive map: Addr, Incarnation, Meta, Node, Port, Vsn
+_ALIVE_KEYS = sum(1 + len(k) for k in ("Addr", "Incarnation", "Meta", "Node", "Port", "Vsn"))
+#: keys of a suspect / dead map: From, Incarnation, Node
+_SUSPECT_KEYS = sum(1 + len(k) for k in ("From", "Incarnation", "Node"))
 #: keys of a pushPullHeader map: Join, Nodes, UserStateLen
 _PUSH_HEADER_KEYS = sum(1 + len(k) for k in ("Join", "Nodes", "UserStateLen"))
 
@@ -89,7 +104,7 @@ def _source_size(msg: Ping | IndirectPing) -> int:
 
 def message_size(msg: Message) -> int:
     """Size of ``encode_message(msg)`` (type byte included), computed without encoding
-    for the probe messages that dominate traffic; other types are encoded."""
+    for the probe and membership messages that dominate traffic; other types are encoded."""
     t = type(msg)
     if t is Ping:
         assert isinstance(msg, Ping)
@@ -106,6 +121,19 @@ def message_size(msg: Message) -> int:
         n = 2 + 5 + 1 + 5 + raw_size(_name_len(msg.node)) + 5 + uint_size(msg.port)
         n += 6 + uint_size(msg.seq_no) + 7 + bytes_size(len(msg.target))
         return n + _source_size(msg)
+    if t is Alive:
+        assert isinstance(msg, Alive)
+        return (
+            2 + _ALIVE_KEYS + bytes_size(len(msg.addr)) + uint_size(msg.incarnation)
+            + bytes_size(len(msg.meta)) + raw_size(_name_len(msg.node)) + uint_size(msg.port)
+            + bytes_size(len(msg.vsn))
+        )
+    if t is Suspect or t is Dead:
+        assert isinstance(msg, Suspect | Dead)
+        return (
+            2 + _SUSPECT_KEYS + raw_size(_name_len(msg.from_node)) + uint_size(msg.incarnation)
+            + raw_size(_name_len(msg.node))
+        )
     if t is UserMsg:
         assert isinstance(msg, UserMsg)
         return 1 + len(msg.payload)

@@ -255,3 +255,17 @@ def test_member_tags_decode_serf_metadata_and_are_empty_otherwise() -> None:
     assert d is not None and dict(d.tags) == {}
     b = e.member("b")
     assert b is not None and b.ip_bytes == IP and b.addr == "127.0.0.1" and b.state == State.ALIVE
+
+
+def test_copies_of_a_known_alive_are_counted_not_dropped_and_change_nothing() -> None:
+    e = mk()
+    feed(e, Alive(3, "b", IP, 8000, b"m", VSN))
+    before = e.member("b")
+    for _ in range(5):
+        assert feed(e, Alive(3, "b", IP, 8000, b"m", VSN), Alive(2, "b", IP, 8000, b"m", VSN)) == []
+    assert e.member("b") is before
+    stats = e.statistics()
+    assert stats.counters["alive_duplicates"] == 10 and stats.dropped == 0
+    # a copy from another address is no duplicate: it is a name conflict
+    feed(e, Alive(3, "b", IP, 8001, b"m", VSN))
+    assert e.stats["name_conflicts"] == 1

@@ -50,6 +50,12 @@ _u16 = st.integers(0, 0xFFFF)
                   _u32, _addrs, _u16, _names, st.booleans(), _addrs, _u16, _names),
         st.builds(__import__("swimpy.wire.messages", fromlist=["UserMsg"]).UserMsg,
                   st.binary(max_size=100)),
+        st.builds(__import__("swimpy.wire.messages", fromlist=["Alive"]).Alive, _u32, _names,
+                  _addrs, _u16, st.binary(max_size=600), st.binary(max_size=8)),
+        st.builds(__import__("swimpy.wire.messages", fromlist=["Suspect"]).Suspect, _u32,
+                  _names, _names),
+        st.builds(__import__("swimpy.wire.messages", fromlist=["Dead"]).Dead, _u32, _names,
+                  _names),
     )
 )
 def test_message_size_matches_encoding(msg: object) -> None:
