@@ -184,10 +184,11 @@ class ObjectCodec:
         return tuple(parts), size
 
     def decode_packet_untrusted(self, data: object, wire: WireOptions) -> DecodedPacket:
-        if not isinstance(data, tuple):
+        if type(data) is not tuple:
             raise WireError(f"an object packet is a tuple, not {type(data).__name__}",
                             reason="type")
-        return DecodedPacket(cast(list[PacketMessage], list(data)))
+        # the tuple itself serves as the message list: the engine only iterates it
+        return DecodedPacket(data, [], 0)  # type: ignore[arg-type]
 
     def received_size(self, data: object) -> int:
         return 0  # sizes are counted where the packet is sent

@@ -319,19 +319,19 @@ class Engine:
         if self._shutdown:
             return []
         self._gossip.now = now
+        # Timers and packets are nearly every input: test them by exact type first
+        # (cheaper than the match below, which handles everything else).
+        tp = type(inp)
+        if tp is TimerFired:
+            self._on_timer(inp.timer, now)  # type: ignore[attr-defined]
+            return self._flush()
+        if tp is PacketReceived:
+            self._on_packet(inp, now)  # type: ignore[arg-type]
+            return self._flush()
         net = self._net
         match inp:
             case PacketReceived():
-                msgs = net.packet_in(inp)
-                if msgs:
-                    on_message = self._on_message
-                    on_alive = self._members.on_alive
-                    for msg in msgs:
-                        # alives dominate a forming cluster: skip the dispatch for them
-                        if type(msg) is Alive:
-                            on_alive(msg, now)
-                        else:
-                            on_message(msg, inp.source, now)
+                self._on_packet(inp, now)
             case TimerFired():
                 self._on_timer(inp.timer, now)
             case StreamReceived():
@@ -359,11 +359,24 @@ class Engine:
         return self._flush()
 
     def _flush(self) -> list[Action]:
-        for request_id in self._gossip.queue.take_finished():
-            self._complete_wait(request_id)
-        return self._out.take()
+        queue = self._gossip.queue
+        if queue.has_finished:
+            for request_id in queue.take_finished():
+                self._complete_wait(request_id)
+        out = self._out
+        actions = out.actions
+        out.actions = []
+        return actions
 
     def _on_timer(self, timer: Timer, now: float) -> None:
+        # the probe timers fire once per probe interval per member: exact-type tests first
+        tp = type(timer)
+        if tp is ProbeTimeout:
+            self._prober.timeout(timer.seq, now)  # type: ignore[attr-defined]
+            return
+        if tp is ProbeEnd:
+            self._prober.end(timer.seq, now)  # type: ignore[attr-defined]
+            return
         match timer:
             case ProbeTick():
                 self._prober.tick(now)
@@ -390,6 +403,17 @@ class Engine:
                 self._complete_wait(rid)
             case _:
                 self._out.drop("unknown_timer", f"{timer!r}")
+
+    def _on_packet(self, pkt: PacketReceived, now: float) -> None:
+        msgs = self._net.packet_in(pkt)
+        if not msgs:
+            return
+        for msg in msgs:
+            # alives dominate a forming cluster: skip the dispatch for them
+            if type(msg) is Alive:
+                self._members.on_alive(msg, now)
+            else:
+                self._on_message(msg, pkt.source, now)
 
     def _on_message(self, msg: PacketMessage, source: Address, now: float) -> None:
         match msg:

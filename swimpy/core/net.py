@@ -138,17 +138,19 @@ class Net:
         if not self._addresses.allows(pkt.source[0]):
             self._out.drop("cidr", f"packet from {pkt.source[0]} outside cidrs_allowed")
             return None
-        size = self.codec.received_size(pkt.data)
-        if size:
-            stats["bytes_received"] += size
+        codec = self.codec
         try:
-            decoded = self.codec.decode_packet_untrusted(pkt.data, self.wire)
+            decoded = codec.decode_packet_untrusted(pkt.data, self.wire)
         except WireError as exc:
+            stats["bytes_received"] += codec.received_size(pkt.data)
             self._out.drop(exc.reason, f"packet from {pkt.source}: {exc}")
             log.warning("%s: dropped packet from %s: %s", self._out.name, pkt.source, exc)
             return None
-        for err in decoded.errors:
-            self._out.drop(err.reason, f"part of a packet from {pkt.source}: {err}")
+        if decoded.size:
+            stats["bytes_received"] += decoded.size
+        if decoded.errors:
+            for err in decoded.errors:
+                self._out.drop(err.reason, f"part of a packet from {pkt.source}: {err}")
         if decoded.truncated_parts:
             stats["dropped_truncated_parts"] += decoded.truncated_parts
         return decoded.messages

@@ -258,7 +258,8 @@ class Prober:
             host = ip_text(ping.source_addr)
             if host is not None:
                 reply_to = (host, ping.source_port)
-        payload = self._hooks.call("ack_payload", b"")
+        hooks = self._hooks
+        payload = b"" if hooks.ack_payload is None else hooks.call("ack_payload", b"")
         self._gossip.send_msg(reply_to, Ack(ping.seq_no, payload))
 
     def tcp_ping_reply(self, ping: Ping) -> Ack | None:

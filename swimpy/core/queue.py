@@ -184,6 +184,11 @@ class BroadcastQueue:
         if self._count - len(self._by_name) > self.max_depth:
             self.prune(self.max_depth)
 
+    @property
+    def has_finished(self) -> bool:
+        """Whether ``take_finished`` would return anything (checked after every input)."""
+        return bool(self._finished)
+
     def take_finished(self) -> list[int]:
         out, self._finished = self._finished, []
         return out

@@ -19,6 +19,7 @@ from swimpy.wire.constants import (
     COMPOUND_MAX_PARTS,
     LABEL_MAX_SIZE,
     LZW_ALGO,
+    NONCE_SIZE,
     MessageType,
 )
 from swimpy.wire.crypto import (
@@ -86,6 +87,8 @@ class DecodedPacket:
     errors: list[WireError] = field(default_factory=list)
     #: compound parts cut off by a short packet (still counted, never processed)
     truncated_parts: int = 0
+    #: bytes the datagram took on the network (0 where the codec does not count them)
+    size: int = 0
 
 
 # ------------------------------------------------------------------------------ compound
@@ -243,7 +246,7 @@ def encode_packet(
             opts.keyring.primary_key,
             msg,
             opts.label,
-            nonce_source(12),
+            nonce_source(NONCE_SIZE),
         )
     return add_label_header(msg, opts.label)
 
@@ -269,6 +272,7 @@ def decode_packet_untrusted(data: bytes, opts: WireOptions) -> DecodedPacket:
         buf = strip_crc_untrusted(buf)
     walk = _Walk()
     walk.run(buf, 0)
+    walk.out.size = len(data)
     return walk.out
 
 

@@ -28,6 +28,7 @@ from swimpy.wire.constants import (
     MAX_PUSH_STATE_BYTES,
     MAX_PUSH_STATE_NODES,
     MAX_USER_MSG_BYTES,
+    NONCE_SIZE,
     MessageType,
 )
 from swimpy.wire.crypto import decrypt_payload_untrusted, encrypt_payload, encrypted_length
@@ -134,7 +135,7 @@ def frame_stream(
             opts.keyring.primary_key,
             body,
             header + opts.label,
-            nonce_source(12),
+            nonce_source(NONCE_SIZE),
         )
         body = header + enc
     if dialer:

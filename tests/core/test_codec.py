@@ -69,7 +69,7 @@ def test_object_packet_size_is_the_encoded_size() -> None:
                                        wire=PLAIN, nonce=NONCE)
             assert size == n and payload == tuple(msgs[:k])
             decoded = wire.decode_packet_untrusted(data, PLAIN).messages
-            assert decoded == list(msgs[:k]) == obj.decode_packet_untrusted(payload, PLAIN).messages
+            assert decoded == list(msgs[:k]) == list(obj.decode_packet_untrusted(payload, PLAIN).messages)
 
 
 def test_object_stream_reader_hands_over_the_message_once() -> None:
