@@ -12,7 +12,7 @@ from swimpy.core.members import Members
 from swimpy.core.net import Net
 from swimpy.core.outbox import Outbox
 from swimpy.core.queue import Broadcast, BroadcastQueue
-from swimpy.core.timers import GossipTick
+from swimpy.core.timers import GOSSIP_TICK
 from swimpy.profiles import Config
 from swimpy.wire.constants import (
     COMPOUND_HEADER_OVERHEAD,
@@ -58,7 +58,7 @@ class Gossip:
         at = self._idle_next
         if self.now > at:
             at += math.ceil((self.now - at) / interval) * interval
-        self._out.timer(GossipTick(), at)
+        self._out.timer(GOSSIP_TICK, at)
 
     def piggyback(self, overhead: int, limit: int, max_parts: int) -> list[Broadcast]:
         """memberlist ``getBroadcasts``: queued broadcasts, then the delegate's."""
@@ -99,7 +99,7 @@ class Gossip:
     def start(self, now: float, stagger: float) -> None:
         c = self.config
         if c.gossip_interval > 0 and c.gossip_nodes > 0:
-            self._out.timer(GossipTick(), now + stagger + c.gossip_interval)
+            self._out.timer(GOSSIP_TICK, now + stagger + c.gossip_interval)
 
     def tick(self, now: float) -> None:
         c = self.config
@@ -109,7 +109,7 @@ class Gossip:
             self._idle_next = now + c.gossip_interval
             self._idle = True
             return
-        self._out.timer(GossipTick(), now + c.gossip_interval)
+        self._out.timer(GOSSIP_TICK, now + c.gossip_interval)
         self._gossip(now)
 
     def _gossip(self, now: float) -> None:

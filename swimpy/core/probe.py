@@ -18,7 +18,7 @@ from swimpy.core.member import Address, Member, State
 from swimpy.core.members import Members
 from swimpy.core.net import Net, Purpose
 from swimpy.core.outbox import Outbox
-from swimpy.core.timers import ProbeEnd, ProbeTick, ProbeTimeout, RelayEnd
+from swimpy.core.timers import PROBE_TICK, ProbeEnd, ProbeTimeout, RelayEnd
 from swimpy.profiles import Config
 from swimpy.wire.messages import Ack, IndirectPing, Nack, Ping, Suspect
 from swimpy.wire.stream import StreamMessage
@@ -88,7 +88,7 @@ class Prober:
 
     def start(self, now: float, stagger: float) -> None:
         self._tick_at = now + stagger + self.config.probe_interval
-        self._out.timer(ProbeTick(), self._tick_at)
+        self._out.timer(PROBE_TICK, self._tick_at)
 
     def tick(self, now: float) -> None:
         # A ticker: the next tick keeps the phase (no drift when a timer is late), and
@@ -98,7 +98,7 @@ class Prober:
         while at <= now:
             at += interval
         self._tick_at = at
-        self._out.timer(ProbeTick(), at)
+        self._out.timer(PROBE_TICK, at)
         if self._probe is None:
             self._probe_next(now)
         elif not self._tick_pending:

@@ -17,7 +17,7 @@ from swimpy.core.member import Address, Member, State
 from swimpy.core.members import Members, RemoteEntry
 from swimpy.core.net import Completed, Net, Purpose
 from swimpy.core.outbox import Outbox
-from swimpy.core.timers import PushPullTick
+from swimpy.core.timers import PUSH_PULL_TICK
 from swimpy.profiles import Config
 from swimpy.wire.stream import PushPull
 
@@ -58,11 +58,11 @@ class PushPullSync:
         c = self.config
         if c.push_pull_interval > 0:
             at = now + stagger + push_pull_scale(c.push_pull_interval, self._members.num_nodes)
-            self._out.timer(PushPullTick(), at)
+            self._out.timer(PUSH_PULL_TICK, at)
 
     def tick(self, now: float) -> None:
         c = self.config
-        self._out.timer(PushPullTick(),
+        self._out.timer(PUSH_PULL_TICK,
                         now + push_pull_scale(c.push_pull_interval, self._members.num_nodes))
         me = c.name
         peers = self._members.k_random(1, lambda m: m.name != me and m.state == State.ALIVE)

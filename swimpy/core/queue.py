@@ -144,8 +144,11 @@ class BroadcastQueue:
 
         A named broadcast finishes and replaces the queued one with the same name. ``b``
         must be a new object or one no longer queued (re-queueing a named broadcast that
-        is still queued replaces it, as before; an unnamed one is refused).
+        is still queued replaces it, as before; an unnamed one is refused). Its size must
+        be positive: every message has at least its type byte.
         """
+        if b.size <= 0:
+            raise ValueError(f"broadcast size must be positive, not {b.size}")
         tiers = self._tiers
         name = b.name
         if name is not None:
@@ -214,16 +217,10 @@ class BroadcastQueue:
             and overhead >= 0
             and self._bytes + self._count * overhead <= limit
         ):
-            # Everything fits: with sizes > 0 and overhead >= 0, the bytes used before a
-            # broadcast plus its own stay within the total, so the walk finds room
-            # (and ``free > 0``) for each in turn. A size <= 0 could come after the
-            # packet is exactly full, so it takes the general path (the last broadcast
-            # of a tier is its smallest).
-            for tier in self._tiers:
-                if tier.items and tier.items[-1].size <= 0:
-                    break
-            else:
-                return self._take_all(tlimit)
+            # Everything fits: with sizes > 0 (``queue`` refuses others) and overhead
+            # >= 0, the bytes used before a broadcast plus its own stay within the total,
+            # so the walk finds room (and ``free > 0``) for each in turn.
+            return self._take_all(tlimit)
         out: list[Broadcast] = []
         take = out.append
         #: (tier, [(start, stop) index ranges picked from it, ascending]), in tier order
@@ -292,16 +289,30 @@ class BroadcastQueue:
         tiers = self._tiers
         out: list[Broadcast] = []
         for tier in tiers:
-            out += tier.items
+            if tier.items:
+                out += tier.items
         for b in out:
             b.transmits += 1
-        tiers.insert(0, _Tier())
+        # Tier t becomes tier t + 1; those that reach ``tlimit`` are finished, lowest
+        # first (queue order), and one of them is emptied to serve as the new tier 0.
         top = max(tlimit, 0)
-        if len(tiers) > top:
-            for tier in tiers[top:]:
+        if top == 0:
+            for tier in tiers:
                 self._drop_all(tier.items)
-            del tiers[top:]
-            self._trim()
+            tiers.clear()
+            return out
+        gone = tiers[top - 1 :]
+        for tier in gone:
+            self._drop_all(tier.items)
+        del tiers[top - 1 :]
+        if gone:
+            bottom = gone[0]
+            bottom.keys.clear()
+            bottom.items.clear()
+        else:
+            bottom = _Tier()
+        tiers.insert(0, bottom)
+        self._trim()
         return out
 
     def _drop_all(self, items: list[Broadcast]) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from swimpy.core.member import EventKind, Member
 from swimpy.core.outbox import Outbox
-from swimpy.core.timers import ReapTick, ReconnectTick
+from swimpy.core.timers import REAP_TICK, RECONNECT_TICK
 from swimpy.profiles import Config
 
 
@@ -51,12 +51,12 @@ class Retention:
         # Serf starts these loops unstaggered; a random phase keeps a cluster that
         # started together from reconnecting in lock-step after a partition heals.
         c = self.config
-        self._out.timer(ReapTick(), now + reap_stagger + c.reap_interval)
-        self._out.timer(ReconnectTick(), now + reconnect_stagger + c.reconnect_interval)
+        self._out.timer(REAP_TICK, now + reap_stagger + c.reap_interval)
+        self._out.timer(RECONNECT_TICK, now + reconnect_stagger + c.reconnect_interval)
 
     def reap(self, now: float) -> None:
         c = self.config
-        self._out.timer(ReapTick(), now + c.reap_interval)
+        self._out.timer(REAP_TICK, now + c.reap_interval)
         for store, timeout in (
             (self.failed_members, c.reconnect_timeout),
             (self.left_members, c.tombstone_timeout),
@@ -72,7 +72,7 @@ class Retention:
                          leaving: bool) -> Member | None:
         """Serf ``reconnect``: on average one attempt per failed member per interval
         across the cluster: probability = failed / alive. Returns whom to try."""
-        self._out.timer(ReconnectTick(), now + self.config.reconnect_interval)
+        self._out.timer(RECONNECT_TICK, now + self.config.reconnect_interval)
         failed = self.failed_members
         if not failed or leaving:
             return None

@@ -80,3 +80,12 @@ class RequestTimeout(Timer):
     """A leave or metadata update (``request_id``) waited long enough."""
 
     request_id: int
+
+
+#: The periodic timers carry no data: one shared instance each, so the engine allocates
+#: nothing per tick (a simulator holds hundreds of thousands of pending timers).
+PROBE_TICK = ProbeTick()
+GOSSIP_TICK = GossipTick()
+PUSH_PULL_TICK = PushPullTick()
+REAP_TICK = ReapTick()
+RECONNECT_TICK = ReconnectTick()

@@ -258,15 +258,22 @@ def test_a_purge_over_several_tiers_reports_them_lowest_tier_first() -> None:
     assert q.take_finished() == [3, 2, 1] and len(q) == 0
 
 
-def test_a_full_packet_takes_not_even_an_empty_part() -> None:
-    # the walk stops as soon as ``limit - used - overhead <= 0``, before looking at sizes
+def test_a_full_packet_takes_nothing_more() -> None:
+    # the walk stops as soon as ``limit - used - overhead <= 0``
     q = BroadcastQueue(retransmit_mult=4)
-    empty_old, empty_new, ten = bc(0), bc(0), bc(10)
-    for b in (empty_old, empty_new, ten):
+    one_old, one_new, ten = bc(1), bc(1), bc(10)
+    for b in (one_old, one_new, ten):
         q.queue(b)
     assert q.get_broadcasts(0, 10, num_nodes=9, max_parts=10) == [ten]
-    # free 2 - 0 - 1 = 1: one empty part (1 byte with its overhead), then free is 0
-    assert q.get_broadcasts(1, 2, num_nodes=9, max_parts=10) == [empty_new]
+    # free 3 - 1 = 2: one 1-byte part (2 with its overhead), then free is 0
+    assert q.get_broadcasts(1, 3, num_nodes=9, max_parts=10) == [one_new]
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_a_broadcast_without_bytes_is_refused(size: int) -> None:
+    # every message has at least its type byte; the fast paths rely on sizes > 0
+    with pytest.raises(ValueError, match="positive"):
+        BroadcastQueue(retransmit_mult=4).queue(bc(size))
 
 
 # ------------------------------------------------------------------------ invalidation
