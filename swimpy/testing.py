@@ -13,7 +13,7 @@ import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from swimpy.core import (
     Action,
@@ -41,7 +41,40 @@ from swimpy.core import (
 )
 from swimpy.profiles import Config, lan
 
-__all__ = ["VirtualCluster"]
+__all__ = ["Connections", "VirtualCluster"]
+
+T = TypeVar("T")
+
+
+class Connections(Generic[T]):
+    """The inbound TCP connections of an in-memory network, as a driver tracks them.
+
+    Engines answer an inbound connection (``ReplyStream`` / ``CloseStream``) by the
+    ``ConnId`` its driver gave it in ``StreamReceived``; the driver must find the dialer's
+    stream again to deliver the answer. ``open`` numbers a connection (unique across the
+    network) and files what the driver keeps about its dialer; ``close`` takes it back
+    once. :class:`VirtualCluster` and the simulator (:mod:`swimpy.sim`) both use it; a
+    runtime's own tests can too.
+    """
+
+    __slots__ = ("_next", "_open")
+
+    def __init__(self) -> None:
+        self._open: dict[ConnId, T] = {}
+        self._next = 0
+
+    def open(self, dialer: T) -> ConnId:
+        self._next += 1
+        conn = ConnId(self._next)
+        self._open[conn] = dialer
+        return conn
+
+    def close(self, conn: ConnId) -> T | None:
+        """What was filed for ``conn``, or None if it is unknown or already closed."""
+        return self._open.pop(conn, None)
+
+    def __len__(self) -> int:
+        return len(self._open)
 
 
 @dataclass
@@ -67,9 +100,8 @@ class VirtualCluster:
     #: bumped on every (re)start: events addressed to an earlier run are dropped
     _epoch: dict[str, int] = field(default_factory=dict)
     _seq: int = 0
-    #: (receiver name, conn id) -> (dialer name, dialer stream id)
-    _inbound: dict[tuple[str, int], tuple[str, StreamId]] = field(default_factory=dict)
-    _next_inbound: int = 1000
+    #: open inbound connections -> (dialer name, dialer stream id, reply expected)
+    _conns: Connections[tuple[str, StreamId, bool]] = field(default_factory=Connections)
     _codec: Codec = field(default_factory=ObjectCodec)
 
     def add(
@@ -139,14 +171,14 @@ class VirtualCluster:
             elif isinstance(a, OpenStream):
                 self._open(name, node, a)
             elif isinstance(a, ReplyStream):
-                dialer, dsid = self._inbound.pop((name, a.conn_id), ("", StreamId(0)))
-                if dialer:
-                    self.push(self.now + self.latency, dialer, StreamResponse(dsid, a.data))
+                conn = self._conns.close(a.conn_id)
+                if conn is not None and conn[2]:
+                    self.push(self.now + self.latency, conn[0], StreamResponse(conn[1], a.data))
             elif isinstance(a, CloseStream):
-                dialer, dsid = self._inbound.pop((name, a.conn_id), ("", StreamId(0)))
-                if dialer:
-                    self.push(self.now + self.latency, dialer,
-                              StreamFailed(dsid, "closed without reply"))
+                conn = self._conns.close(a.conn_id)
+                if conn is not None and conn[2]:
+                    self.push(self.now + self.latency, conn[0],
+                              StreamFailed(conn[1], "closed without reply"))
 
     def _open(self, name: str, node: Engine, a: OpenStream) -> None:
         dst = self.by_addr.get(a.dest)
@@ -154,10 +186,7 @@ class VirtualCluster:
             self.push(self.now + min(a.timeout, 0.01), name,
                       StreamFailed(a.stream_id, "connection refused"))
             return
-        self._next_inbound += 1
-        conn = ConnId(self._next_inbound)
-        if a.expect_reply:
-            self._inbound[(dst, conn)] = (name, a.stream_id)
+        conn = self._conns.open((name, a.stream_id, a.expect_reply))
         self.push(self.now + self.latency, dst, StreamReceived(conn, node.advertise, a.data))
         if not a.expect_reply:
             self.push(self.now + self.latency, name, StreamSent(a.stream_id))

@@ -57,6 +57,7 @@ from swimpy.profiles import Config
 from swimpy.sim.metrics import Metrics
 from swimpy.sim.network import Network, Partition
 from swimpy.sim.scenario import EventSpec, LinkSpec, Scenario, ScenarioError
+from swimpy.testing import Connections
 from swimpy.wire.constants import MAX_PUSH_STATE_BYTES
 
 __all__ = ["Simulation"]
@@ -155,8 +156,8 @@ class Simulation:
         self.epoch = [0] * n
         self.running = [False] * n
         self.leaving = [False] * n
-        self._inbound: dict[int, _Stream] = {}
-        self._inbound_seq = itertools.count(1)
+        #: inbound connections being served -> the dialer's side
+        self._inbound: Connections[_Stream] = Connections()
         self._partition_seq = itertools.count(1)
         self._hash = hashlib.sha256()
         self._trace: list[str] = []
@@ -684,23 +685,22 @@ class Simulation:
         st.dest_epoch = self.epoch[dst]
         arrive = t + p_there.latency() + p_back.latency() + p_there.latency()
         arrive += self.net.starve_delay[dst]
-        sid = next(self._inbound_seq)
-        self._inbound[sid] = st
-        inp = StreamReceived(ConnId(sid), self.addrs[i], a.data)
+        sid = self._inbound.open(st)
+        inp = StreamReceived(sid, self.addrs[i], a.data)
         self.call_at(arrive, self._stream_arrive, st, sid, inp)
 
-    def _stream_arrive(self, st: _Stream, sid: int, inp: StreamReceived) -> None:
+    def _stream_arrive(self, st: _Stream, sid: ConnId, inp: StreamReceived) -> None:
         t = self.now
         dst = st.dest
         if self.epoch[dst] != st.dest_epoch or not self.running[dst]:
-            self._inbound.pop(sid, None)
+            self._inbound.close(sid)
             self._stream_trace("x reset", st.dialer, dst, t)
             self.call_at(t + self.net.link(dst, st.dialer).latency(), self._stream_fail, st,
                          "connection reset")
             return
         self._stream_trace("S", st.dialer, dst, t)
         if not st.expect_reply:
-            self._inbound.pop(sid, None)
+            self._inbound.close(sid)
             back = t + self.net.link(dst, st.dialer).latency()
             self.call_at(back, self._stream_ok, st, StreamSent(st.sid))
         self.deliver(dst, inp, t, st.dest_epoch)
@@ -708,7 +708,7 @@ class Simulation:
     def _reply_stream(self, i: int, a: ReplyStream, t: float) -> None:
         self.streams_sent += 1
         self.stream_bytes_sent += a.size
-        st = self._inbound.pop(a.conn_id, None)
+        st = self._inbound.close(a.conn_id)
         if st is None or st.done:
             return
         p = self.net.link(i, st.dialer)
@@ -719,7 +719,7 @@ class Simulation:
         self.call_at(back, self._stream_ok, st, StreamResponse(st.sid, a.data))
 
     def _close_stream(self, i: int, a: CloseStream, t: float) -> None:
-        st = self._inbound.pop(a.conn_id, None)
+        st = self._inbound.close(a.conn_id)
         if st is None or st.done or not st.expect_reply:
             return
         back = t + self.net.link(i, st.dialer).latency()
