@@ -98,26 +98,11 @@ class Member:
         """Serf tags decoded from :attr:`meta`; empty when the metadata is not Serf's."""
         return decode_serf_tags(self.meta)
 
-    @property
-    def pmin(self) -> int:
-        return self.vsn[0] if len(self.vsn) > 0 else 0
 
     @property
     def pmax(self) -> int:
         return self.vsn[1] if len(self.vsn) > 1 else 0
 
-    @property
-    def pcur(self) -> int:
-        return self.vsn[2] if len(self.vsn) > 2 else 0
 
-    @property
-    def dmin(self) -> int:
-        return self.vsn[3] if len(self.vsn) > 3 else 0
 
-    @property
-    def dmax(self) -> int:
-        return self.vsn[4] if len(self.vsn) > 4 else 0
 
-    @property
-    def dcur(self) -> int:
-        return self.vsn[5] if len(self.vsn) > 5 else 0

@@ -404,12 +404,3 @@ class BroadcastQueue:
             self._remove(b)
             self._finish(b)
 
-    def reset(self) -> None:
-        """Finish every queued broadcast in queue order and empty the queue (memberlist's
-        ``Reset``, for tests)."""
-        for b in self._items:
-            self._finish(b)
-        self._tiers.clear()
-        self._by_name.clear()
-        self._count = 0
-        self._bytes = 0

@@ -361,16 +361,6 @@ def test_queue_prunes_unnamed_beyond_max_depth_possibly_the_new_one() -> None:
     assert [b.size for b in q._items] == [60, 50, 10] and len(q) == 3
 
 
-def test_reset_finishes_everything_in_queue_order() -> None:
-    q = BroadcastQueue(retransmit_mult=10)
-    for i, size in enumerate((5, 50, 20)):
-        q.queue(bc(size, f"n{i}", notify=i))
-    q.reset()
-    assert q.take_finished() == [1, 2, 0] and len(q) == 0 and q._items == []
-    q.queue(bc(5, "n0"))  # names were forgotten
-    assert q.take_finished() == [] and len(q) == 1
-
-
 # ------------------------------------------------- differential test against the model
 
 
