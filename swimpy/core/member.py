@@ -98,11 +98,8 @@ class Member:
         """Serf tags decoded from :attr:`meta`; empty when the metadata is not Serf's."""
         return decode_serf_tags(self.meta)
 
-
     @property
     def pmax(self) -> int:
+        """The highest memberlist protocol the member speaks (what decides TCP pings,
+        nacks and CRCs towards it)."""
         return self.vsn[1] if len(self.vsn) > 1 else 0
-
-
-
-
