@@ -212,17 +212,20 @@ class Net:
         entry = self._outbound.pop(f.stream_id, None)
         if entry is None:
             return None
-        self._out.stats[f"stream_errors_{entry.purpose.value}"] += 1
-        log.debug("%s: %s stream failed: %s", self._out.name, entry.purpose.value, f.reason)
+        self.stream_error(entry.purpose, f.reason)
         return Completed(entry.purpose, entry.ref, f.stream_id, None, f.reason)
+
+    def stream_error(self, purpose: Purpose, reason: str) -> None:
+        """Count and log a stream of ours that failed (``stream_errors_<purpose>``)."""
+        self._out.stats[f"stream_errors_{purpose.value}"] += 1
+        log.debug("%s: %s stream failed: %s", self._out.name, purpose.value, reason)
 
     def _finish(self, sid: StreamId, entry: _Outbound, msg: StreamMessage | None,
                 error: str | None) -> Completed:
         del self._outbound[sid]
         self._out.actions.append(CloseOutbound(sid))
         if error is not None:
-            self._out.stats[f"stream_errors_{entry.purpose.value}"] += 1
-            log.debug("%s: %s stream failed: %s", self._out.name, entry.purpose.value, error)
+            self.stream_error(entry.purpose, error)
         return Completed(entry.purpose, entry.ref, sid, msg, error)
 
     # ------------------------------------------------------------------ streams in
@@ -267,13 +270,13 @@ class Net:
             self._out.drop("stream_incomplete", f"inbound stream closed early: {c.reason}")
 
     def reply(self, conn: ConnId, msg: StreamMessage) -> None:
-        data, size = self.stream(msg, dialer=False)
-        self._out.stats["bytes_sent"] += size
-        self._out.actions.append(ReplyStream(conn, data, size))
+        self._reply(conn, *self.stream(msg, dialer=False))
 
     def reply_push_pull(self, conn: ConnId, join: bool, members: list[Member],
                         user: bytes) -> None:
-        data, size = self.push_pull(join, members, user, dialer=False)
+        self._reply(conn, *self.push_pull(join, members, user, dialer=False))
+
+    def _reply(self, conn: ConnId, data: object, size: int) -> None:
         self._out.stats["bytes_sent"] += size
         self._out.actions.append(ReplyStream(conn, data, size))
 

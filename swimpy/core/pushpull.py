@@ -116,7 +116,7 @@ class PushPullSync:
                 err = self.merge_remote(msg, done.purpose is Purpose.JOIN, now)
             else:
                 err = "reply is not a push/pull"
-                self._out.stats[f"stream_errors_{done.purpose.value}"] += 1
+                self._net.stream_error(done.purpose, err)
         if done.purpose is not Purpose.JOIN:
             return
         j = self._joins.get(done.ref)
