@@ -19,7 +19,6 @@ from swimpy.core import (
     JoinRequested,
     Member,
     MemberEvent,
-    ObjectCodec,
     PacketReceived,
     RemoveKeyRequested,
     SetTimer,
@@ -35,29 +34,10 @@ from swimpy.core.timers import SuspicionTimeout
 from swimpy.profiles import ConfigError, lan
 from swimpy.testing import VirtualCluster
 from swimpy.wire.messages import Alive, Suspect, UserMsg
+from tests.core.test_node import IP, SRC, VSN, feed, mk
 
-IP = bytes([127, 0, 0, 1])
-VSN = bytes([1, 5, 2, 2, 5, 4])
-SRC = ("127.0.0.1", 9999)
 KEY = bytes(range(32))
 KEY2 = bytes(range(1, 33))
-
-
-def mk(delegate: object | None = None, codec: bool = True) -> Engine:
-    e = Engine(
-        lan(name="self", bind_port=7946),
-        advertise=("127.0.0.1", 7946),
-        rng=random.Random(7),
-        nonce_source=random.Random(1).randbytes,
-        codec=ObjectCodec() if codec else None,
-        delegate=delegate,
-    )
-    e.start(0.0)
-    return e
-
-
-def feed(e: Engine, *msgs: object, now: float = 1.0) -> list[object]:
-    return list(e.handle(PacketReceived(SRC, tuple(msgs)), now))
 
 
 # 1 ------------------------------------------------------------------ early timers
@@ -115,7 +95,7 @@ class OnlyAckPayload(Delegate):
 
 def test_a_delegate_without_notify_alive_keeps_short_version_vectors() -> None:
     # memberlist refuses alives without a full Vsn only when an AliveDelegate is set
-    e = mk(OnlyAckPayload())
+    e = mk(delegate=OnlyAckPayload())
     feed(e, Alive(1, "b", IP, 8000, b"", VSN[:3]))
     assert e.member("b") is not None
 
@@ -126,13 +106,13 @@ class AliveFilter(Delegate):
 
 
 def test_a_delegate_with_notify_alive_refuses_short_version_vectors() -> None:
-    e = mk(AliveFilter())
+    e = mk(delegate=AliveFilter())
     feed(e, Alive(1, "b", IP, 8000, b"", VSN[:3]))
     assert e.member("b") is None and e.stats["dropped_bad_version"] == 1
 
 
 def test_user_messages_arrive_once_as_an_action() -> None:
-    e = mk(OnlyAckPayload())
+    e = mk(delegate=OnlyAckPayload())
     acts = feed(e, UserMsg(b"hi"))
     assert [a for a in acts if isinstance(a, UserMessageReceived)] == [
         UserMessageReceived(b"hi", False, SRC)
@@ -162,7 +142,7 @@ def test_snapshot_is_cached_until_the_table_changes_and_safe_to_read_elsewhere()
 
 def test_statistics_are_a_frozen_typed_snapshot() -> None:
     e = mk()
-    feed(e, Alive(1, "b", IP, 8000, b"", VSN), b"garbage")
+    feed(e, Alive(1, "b", IP, 8000, b"", VSN), b"garbage")  # type: ignore[arg-type]
     st = e.statistics()
     assert (st.members, st.alive, st.suspect) == (2, 2, 0)
     with pytest.raises(AttributeError):
