@@ -31,6 +31,7 @@ from swimpy.core import (
     Request,
     SendPacket,
     SetTimer,
+    State,
     StreamFailed,
     StreamId,
     StreamReceived,
@@ -41,7 +42,7 @@ from swimpy.core import (
 )
 from swimpy.profiles import Config, lan
 
-__all__ = ["Connections", "VirtualCluster"]
+__all__ = ["Connections", "VirtualCluster", "assert_table_consistent"]
 
 T = TypeVar("T")
 
@@ -203,3 +204,17 @@ class VirtualCluster:
 
     def view(self, observer: str) -> dict[str, str]:
         return {m.name: m.state.name.lower() for m in self.nodes[observer].table().values()}
+
+
+def assert_table_consistent(engine: Engine) -> None:
+    """Raise AssertionError unless the engine's member table is whole: the probe order
+    lists every member exactly once, and every open suspicion is of a suspect member.
+    (Reads engine internals; for tests.)"""
+    members = engine._members
+    order, table = members.order, members.table
+    assert len(order) == len(set(order)), f"duplicate names in {engine.name}'s probe order"
+    assert set(order) == set(table), f"{engine.name}: probe order and table disagree"
+    assert engine.num_nodes == len(table)
+    for name in members.suspicions:
+        state = table[name].state
+        assert state == State.SUSPECT, f"{engine.name}: suspicion of {name}, which is {state}"

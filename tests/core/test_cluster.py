@@ -28,6 +28,7 @@ from swimpy.core import (
 )
 from swimpy.profiles import lan
 from swimpy.testing import VirtualCluster as Harness
+from swimpy.testing import assert_table_consistent
 
 
 def cluster(names: str = "abc", **kw: object) -> Harness:
@@ -311,11 +312,7 @@ class ClusterMachine(RuleBasedStateMachine):
     @invariant()
     def member_tables_are_consistent_and_queues_bounded(self) -> None:
         for node in self.h.nodes.values():
-            order = node._members.order
-            assert len(order) == len(set(order)) == len(node._members.table)
-            assert set(order) == set(node._members.table)
-            for name in node._members.suspicions:
-                assert node._members.table[name].state == State.SUSPECT
+            assert_table_consistent(node)
             assert len(node._gossip.queue) <= 4 * len(node._members.table) + 16
             assert len(node._prober._acks) <= 64
 

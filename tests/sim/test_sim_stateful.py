@@ -17,6 +17,7 @@ from hypothesis.stateful import (
 from swimpy.core import JoinRequested, State
 from swimpy.sim import Simulation
 from swimpy.sim.scenario import LatencySpec, Scenario
+from swimpy.testing import assert_table_consistent
 
 SETTLE_LIMIT = 600.0
 #: how often the driver rejoins its seeds (Serf's retry_join does this until it succeeds)
@@ -195,11 +196,7 @@ class SimulatedCluster(RuleBasedStateMachine):
         for node in self.s.nodes:
             if node is None:
                 continue
-            order = node._members.order
-            members = node._members.table
-            assert len(order) == len(set(order)), f"duplicate names in {node.name}'s order"
-            assert set(order) == set(members), f"{node.name}: order and table disagree"
-            assert node.num_nodes == len(members)
+            assert_table_consistent(node)
 
     @invariant()
     def broadcast_queues_are_bounded(self) -> None:
