@@ -44,11 +44,14 @@ class OpenStream(Action):
 
 @dataclass(frozen=True, slots=True)
 class ReplyStream(Action):
-    """Write the reply on inbound connection ``conn_id``, then close it."""
+    """Write the reply on inbound connection ``conn_id``, then close it. ``push_pull``
+    marks a push/pull reply (the state exchange), which drivers bound: memberlist serves
+    at most 128 push/pulls at once (``maxPushPullRequests``)."""
 
     conn_id: ConnId
     data: object
     size: int
+    push_pull: bool = False
 
 
 @dataclass(frozen=True, slots=True)

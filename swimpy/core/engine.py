@@ -229,6 +229,12 @@ class Engine:
         """Installed encryption keys, primary first (empty: no encryption)."""
         return self._net.installed_keys()
 
+    @property
+    def verify(self) -> tuple[bool, bool]:
+        """The current ``(gossip_verify_incoming, gossip_verify_outgoing)``."""
+        wire = self._net.wire
+        return (wire.verify_incoming, wire.verify_outgoing)
+
     def snapshot(self) -> Membership:
         """An immutable view of the membership that any thread may read. Rebuilt only
         when the table or the retained members changed since the last call."""

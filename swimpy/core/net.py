@@ -274,11 +274,11 @@ class Net:
 
     def reply_push_pull(self, conn: ConnId, join: bool, members: list[Member],
                         user: bytes) -> None:
-        self._reply(conn, *self.push_pull(join, members, user, dialer=False))
+        self._reply(conn, *self.push_pull(join, members, user, dialer=False), push_pull=True)
 
-    def _reply(self, conn: ConnId, data: object, size: int) -> None:
+    def _reply(self, conn: ConnId, data: object, size: int, push_pull: bool = False) -> None:
         self._out.stats["bytes_sent"] += size
-        self._out.actions.append(ReplyStream(conn, data, size))
+        self._out.actions.append(ReplyStream(conn, data, size, push_pull))
 
     def close(self, conn: ConnId) -> None:
         self._out.actions.append(CloseStream(conn))
