@@ -35,6 +35,7 @@ __all__ = [
     "by_name",
     "from_mapping",
     "lan",
+    "lan_and_wan",
     "local",
     "parse_duration",
     "wan",
@@ -524,6 +525,23 @@ def local(**overrides: Any) -> Config:
     """memberlist ``DefaultLocalConfig()`` on port 7946: fast timing for one host or a LAN
     with very low latency (tests, development)."""
     return _build("local", _LOCAL_VALUES, overrides)
+
+
+def lan_and_wan(node_name: str, datacenter: str, *, lan_overrides: Mapping[str, Any] | None = None,
+                wan_overrides: Mapping[str, Any] | None = None) -> tuple[Config, Config]:
+    """The two pools of a Consul server: a LAN pool (port 8301) named ``node_name`` and a
+    WAN pool (port 8302) named ``node_name.datacenter``, as Consul names WAN members.
+
+    Open both with :func:`swimpy.open_node` in one process; ``*_overrides`` change any
+    field of either (for instance the bind addresses)."""
+    for fld, value in (("name", node_name), ("datacenter", datacenter)):
+        if not isinstance(value, str) or not value:
+            raise _invalid(fld, value, "a non-empty string")
+    if "." in datacenter:
+        raise _invalid("datacenter", datacenter, "a name without dots (WAN names are node.dc)")
+    lan_cfg = lan(**{"name": node_name, **(lan_overrides or {})})
+    wan_cfg = wan(**{"name": f"{node_name}.{datacenter}", **(wan_overrides or {})})
+    return lan_cfg, wan_cfg
 
 
 #: Profile name -> factory.
