@@ -272,6 +272,9 @@ async def open_node(config: Config, *, tags: Mapping[str, str] | None = None,
                         rng=rng or random.Random(int.from_bytes(os.urandom(8), "big")),
                         nonce_source=os.urandom, meta=node_metadata, delegate=delegate)
         hub = EventHub()
+        # An exception from the caller's block is re-raised as itself after our nursery
+        # closed, not wrapped in the nursery's ExceptionGroup.
+        raised: BaseException | None = None
         async with trio.open_nursery() as nursery:
             driver = Driver(engine, socks, hub, nursery)
             driver.start()
@@ -282,9 +285,13 @@ async def open_node(config: Config, *, tags: Mapping[str, str] | None = None,
                      _show(socks), advertise[0], advertise[1])
             try:
                 yield node
+            except BaseException as exc:
+                raised = exc
             finally:
                 driver.close()
                 nursery.cancel_scope.cancel()
+        if raised is not None:
+            raise raised
     finally:
         socks.close()
 
