@@ -212,7 +212,7 @@ def test_seed_parsing() -> None:
 def test_bind_and_config_errors() -> None:
     async def main() -> None:
         async with open_node(cfg("a")) as a:
-            with pytest.raises(OSError, match=f"127.0.0.1:{a.address[1]}"):
+            with pytest.raises(OSError, match=rf"127\.0\.0\.1:{a.address[1]}"):
                 async with open_node(cfg("b", bind_port=a.address[1])):
                     pass  # pragma: no cover
         with pytest.raises(ValueError, match="tags or meta"):
@@ -221,7 +221,7 @@ def test_bind_and_config_errors() -> None:
         with pytest.raises(ConfigError, match="name"):
             async with open_node(profiles.local(bind_addr="127.0.0.1", bind_port=0)):
                 pass  # pragma: no cover
-        with pytest.raises(OSError, match="192.0.2.1"):
+        with pytest.raises(OSError, match=r"192\.0\.2\.1"):
             async with open_node(cfg("d", bind_addr="192.0.2.1")):
                 pass  # pragma: no cover
     run(main)
