@@ -26,7 +26,8 @@ log = logging.getLogger("swimpy.core")
 
 @dataclass(slots=True)
 class _Join:
-    pending: set[StreamId] = field(default_factory=set)
+    #: streams still open, with the address each went to (error lines name it)
+    pending: dict[StreamId, Address] = field(default_factory=dict)
     contacted: int = 0
     errors: list[str] = field(default_factory=list)
     #: False for Serf's reconnect attempts: nobody waits for them
@@ -92,9 +93,9 @@ class PushPullSync:
             sid = self._net.open_stream(Purpose.JOIN, ref, addr, data, size,
                                         self.config.tcp_timeout, True)
             if sid is None:
-                j.errors.append(f"{addr[0]}:{addr[1]}: too many open streams")
+                j.errors.append(f"{_show(addr)}: too many open streams")
             else:
-                j.pending.add(sid)
+                j.pending[sid] = addr
         self._maybe_finish(ref)
 
     def _maybe_finish(self, ref: int) -> None:
@@ -122,11 +123,11 @@ class PushPullSync:
         j = self._joins.get(done.ref)
         if j is None:
             return
-        j.pending.discard(done.stream_id)
+        addr = j.pending.pop(done.stream_id, None)
         if err is None:
             j.contacted += 1
         else:
-            j.errors.append(err)
+            j.errors.append(err if addr is None else f"{_show(addr)}: {err}")
         self._maybe_finish(done.ref)
 
     def on_request(self, conn: ConnId, pp: PushPull, now: float) -> None:
@@ -203,3 +204,7 @@ def _state_or_dead(v: int) -> State:
         return State(v)
     except ValueError:
         return State.DEAD
+
+
+def _show(addr: Address) -> str:
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"

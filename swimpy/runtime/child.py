@@ -85,7 +85,10 @@ async def run(args: argparse.Namespace) -> None:
         data["secret_keys"] = args.key
     for item in args.set:
         k, _, v = item.partition("=")
-        data[k] = json.loads(v) if v[:1].isdigit() or v in ("true", "false") else v
+        try:  # numbers and booleans as JSON, durations ("2s") and the rest as text
+            data[k] = json.loads(v)
+        except json.JSONDecodeError:
+            data[k] = v
     config = profiles.from_mapping(data, source="--set")
     tags = dict(t.split("=", 1) for t in args.tag)
     async with open_node(config, tags=tags) as node, trio.open_nursery() as nursery:
