@@ -159,7 +159,7 @@ def test_encrypted_clusters_and_a_wrong_key(procs: ProcessRegistry, tmp_path: Pa
                             key=wrong, settings={"tcp_timeout": "2s"})
         procs.add(out.start())
         out.wait_ready()
-        wait_until(lambda: "could not join" in out.log_text(), 30,
+        wait_until(lambda out=out: "could not join" in out.log_text(), 30,  # type: ignore[misc]
                    "the wrong-key node to give up joining", context=out.log_tail)
         log = out.log_text()
         assert re.search(r"decrypt|No installed keys|encrypt", log), log[-2000:]
