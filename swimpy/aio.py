@@ -27,6 +27,7 @@ from typing import Any
 from swimpy.core.member import Address, Member
 from swimpy.core.snapshot import Statistics
 from swimpy.profiles import Config
+from swimpy.runtime.driver import NodeClosed
 from swimpy.runtime.events import DEFAULT_EVENT_BUFFER, DropCounter, Event
 from swimpy.runtime.thread import ThreadedNode, start_node
 
@@ -135,6 +136,16 @@ class EventStream:
         hub = threaded._node._driver.hub
         self._dropped: DropCounter = hub.dropped
         threaded.call_sync(hub.add_listener, self._from_node)
+        threaded.call_sync(hub.add_close_callback, self._node_closed)
+
+    def _node_closed(self) -> None:
+        # on the node's thread: the iteration ends once the buffer is drained
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._end)
+
+    def _end(self) -> None:
+        self._closed = True
+        self._ready.set()
 
     def _from_node(self, event: Event) -> None:
         # on the node's thread: hand over to the loop without waiting
@@ -167,7 +178,11 @@ class EventStream:
         self._ready.set()
         hub = self._t._node._driver.hub
         if not self._t.closed:
-            self._t.post(functools.partial(hub.remove_listener, self._from_node))
+            def unsubscribe() -> None:
+                hub.remove_listener(self._from_node)
+                hub.remove_close_callback(self._node_closed)
+            with contextlib.suppress(NodeClosed):  # closed meanwhile: nothing to undo
+                self._t.post(unsubscribe)
 
     async def __aenter__(self) -> EventStream:
         return self

@@ -106,6 +106,7 @@ class EventHub:
     def __init__(self) -> None:
         self._subscriptions: weakref.WeakSet[Subscription] = weakref.WeakSet()
         self._listeners: list[Callable[[Event], None]] = []
+        self._on_close: list[Callable[[], None]] = []
         self.dropped = DropCounter()
         self.closed = False
 
@@ -128,6 +129,18 @@ class EventHub:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
+    def add_close_callback(self, callback: Callable[[], None]) -> None:
+        """``callback()`` runs on the engine's thread when the node closes (at once if
+        it is closed already); it must not block."""
+        if self.closed:
+            callback()
+        else:
+            self._on_close.append(callback)
+
+    def remove_close_callback(self, callback: Callable[[], None]) -> None:
+        if callback in self._on_close:
+            self._on_close.remove(callback)
+
     @property
     def active(self) -> bool:
         return bool(self._listeners) or len(self._subscriptions) > 0
@@ -143,3 +156,6 @@ class EventHub:
         for sub in list(self._subscriptions):
             sub._close()
         self._subscriptions.clear()
+        callbacks, self._on_close = self._on_close, []
+        for cb in callbacks:
+            cb()

@@ -133,3 +133,12 @@ def test_asyncio_program_that_blocks_its_loop_is_not_suspected() -> None:
                     assert m is not None and m.state is State.ALIVE
                     assert p.statistics().counters["acks"] >= 5
     asyncio.run(main())
+
+
+def test_asyncio_events_end_when_the_node_closes() -> None:
+    async def main() -> None:
+        async with swimpy.aio.open_node(cfg("a")) as a:
+            events = a.events()
+        got = [ev async for ev in events]
+        assert got == []
+    asyncio.run(main())

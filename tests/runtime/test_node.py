@@ -333,3 +333,34 @@ def _can_bind(host: str) -> bool:
         return True
     except OSError:
         return False
+
+
+def test_lan_and_wan_pools_in_one_process() -> None:
+    def server(name: str) -> tuple[Config, Config]:
+        loopback = {"bind_addr": "127.0.0.1", "bind_port": 0}
+        return profiles.lan_and_wan(name, "dc1", lan_overrides=loopback,
+                                    wan_overrides=loopback)
+
+    async def main() -> None:
+        (lan1, wan1), (lan2, wan2) = server("s1"), server("s2")
+        assert (wan1.name, wan1.profile, wan1.probe_interval) == ("s1.dc1", "wan", 5.0)
+        async with open_node(lan1) as l1, open_node(wan1) as w1, \
+                open_node(lan2) as l2, open_node(wan2) as w2:
+            assert l1.address[1] != w1.address[1]
+            await l2.join([addr(l1)])
+            await w2.join([addr(w1)])
+            await until(lambda: alive(l1, "s1", "s2") and alive(w1, "s1.dc1", "s2.dc1"), 5,
+                        "both pools formed")
+            assert {m.name for m in l1.members()} == {"s1", "s2"}
+            assert {m.name for m in w1.members()} == {"s1.dc1", "s2.dc1"}
+    run(main)
+
+
+def test_lan_and_wan_defaults_and_errors() -> None:
+    lan, wan = profiles.lan_and_wan("web", "east")
+    assert (lan.bind_port, wan.bind_port) == (8301, 8302)
+    assert (lan.name, wan.name) == ("web", "web.east")
+    with pytest.raises(ConfigError, match="datacenter"):
+        profiles.lan_and_wan("web", "a.b")
+    with pytest.raises(ConfigError, match="name"):
+        profiles.lan_and_wan("", "dc1")
