@@ -291,6 +291,7 @@ class Engine:
             raise RuntimeError("engine already started")
         self._started = True
         self._gossip.now = now
+        self._out.now = now
         self._members.incarnation = 1
         self._members.alive_node(
             Alive(1, self.name, self._ip, self.advertise[1], self._meta, self.config.vsn),
@@ -325,6 +326,7 @@ class Engine:
         if self._shutdown:
             return []
         self._gossip.now = now
+        self._out.now = now
         # Timers and packets are nearly every input: test them by exact type first
         # (cheaper than the match below, which handles everything else).
         tp = type(inp)
@@ -516,6 +518,7 @@ class Engine:
         if self._shutdown:
             return rid, []
         self._gossip.now = now
+        self._out.now = now
         try:
             self._carry_out(rid, req, now)
         except (KeyError, ValueError) as exc:

@@ -144,7 +144,8 @@ class Net:
         except WireError as exc:
             stats["bytes_received"] += codec.received_size(pkt.data)
             self._out.drop(exc.reason, f"packet from {pkt.source}: {exc}")
-            log.warning("%s: dropped packet from %s: %s", self._out.name, pkt.source, exc)
+            self._out.warn("packet", "%s: dropped packet from %s: %s", self._out.name,
+                           pkt.source, exc)
             return None
         if decoded.size:
             stats["bytes_received"] += decoded.size
@@ -256,8 +257,8 @@ class Net:
         except WireError as exc:
             del self._inbound[s.conn_id]
             self._out.drop(exc.reason, f"stream from {s.source}: {exc}")
-            log.warning("%s: failed to receive stream from %s: %s", self._out.name, s.source,
-                        exc)
+            self._out.warn("stream", "%s: failed to receive stream from %s: %s",
+                           self._out.name, s.source, exc)
             self.reply(s.conn_id, Err(str(exc)))
             return None
         if msg is NEED_DATA:

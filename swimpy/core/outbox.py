@@ -14,14 +14,36 @@ from swimpy.core.timers import Timer
 log = logging.getLogger("swimpy.core")
 
 
+#: at most one warning per kind in this many seconds; the rest are logged at debug level
+#: and counted into the next warning, so a flood of bad packets cannot flood the log
+WARN_INTERVAL = 10.0
+
+
 class Outbox:
-    __slots__ = ("actions", "name", "stats")
+    __slots__ = ("_warned", "actions", "name", "now", "stats")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.actions: list[Action] = []
         #: running totals (see ``Statistics``); ``dropped_*`` means something was wrong
         self.stats: Counter[str] = Counter()
+        #: the time of the input being handled (the engine sets it)
+        self.now = 0.0
+        #: kind -> (time of the last warning, warnings suppressed since)
+        self._warned: dict[str, tuple[float, int]] = {}
+
+    def warn(self, kind: str, fmt: str, *args: object) -> None:
+        """A warning about bad input, rate-limited per ``kind`` (see WARN_INTERVAL)."""
+        last, suppressed = self._warned.get(kind, (-WARN_INTERVAL, 0))
+        if self.now - last < WARN_INTERVAL:
+            self._warned[kind] = (last, suppressed + 1)
+            log.debug(fmt, *args)
+            return
+        self._warned[kind] = (self.now, 0)
+        if suppressed:
+            fmt += " (and %d more like it in the last %gs, logged at debug level)"
+            args = (*args, suppressed, WARN_INTERVAL)
+        log.warning(fmt, *args)
 
     def timer(self, timer: Timer, at: float) -> None:
         self.actions.append(SetTimer(timer, at))

@@ -3,6 +3,7 @@ would have hit, plus the request, snapshot, keyring and delegate contracts."""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -249,3 +250,19 @@ def test_copies_of_a_known_alive_are_counted_not_dropped_and_change_nothing() ->
     # a copy from another address is no duplicate: it is a name conflict
     feed(e, Alive(3, "b", IP, 8001, b"m", VSN))
     assert e.stats["name_conflicts"] == 1
+
+
+def test_warnings_about_bad_packets_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    from swimpy.core.inputs import PacketReceived
+
+    eng = Engine(lan(name="rl"), advertise=("127.0.0.1", 7946), rng=random.Random(1),
+                 nonce_source=os.urandom)
+    eng.start(0.0)
+    with caplog.at_level(logging.WARNING, logger="swimpy.core"):
+        for i in range(100):
+            eng.handle(PacketReceived(("10.0.0.9", 1), b"\x0c\x00\x00\x00\x00\x01"), 1.0 + i * 0.01)
+        eng.handle(PacketReceived(("10.0.0.9", 1), b"\x0c\x00\x00\x00\x00\x01"), 20.0)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "99 more like it" in warnings[1]
+    assert eng.statistics().dropped == 101
