@@ -113,27 +113,24 @@ def advertise_address(config: Config, bound_port: int) -> Address:
     return (ip, port)
 
 
-#: destinations used only to ask the kernel which local address routes to a private
-#: network; connect() on a UDP socket sends nothing
-_PROBE_DESTINATIONS = {4: ("10.255.255.254", "192.168.255.254", "172.31.255.254"),
-                       6: ("fdff:ffff:ffff:ffff::1",)}
+#: a destination outside every local network (TEST-NET-2 / the IPv6 documentation
+#: prefix), used only to ask the kernel which address the default route sends from;
+#: connect() on a UDP socket sends nothing
+_DEFAULT_ROUTE_PROBE = {4: "198.51.100.1", 6: "2001:db8::1"}
 
 
 def private_ip(version: int) -> str | None:
-    """The host's private address of that IP version, as memberlist picks one: the
-    address the kernel would send from towards private networks, if that address is
-    itself private (RFC 1918, RFC 6598 shared space, or IPv6 unique local)."""
+    """The host's private address of that IP version, as memberlist picks one
+    (go-sockaddr's ``GetPrivateIP``: the address of the interface with the default
+    route, if it is private under RFC 6890: RFC 1918, shared space, unique local...)."""
     family = socket.AF_INET if version == 4 else socket.AF_INET6
-    for dest in _PROBE_DESTINATIONS[version]:
-        with socket.socket(family, socket.SOCK_DGRAM) as s:
-            try:
-                s.connect((dest, 9))
-            except OSError:
-                continue
-            ip = ipaddress.ip_address(s.getsockname()[0])
-        if _is_private(ip):
-            return str(ip)
-    return None
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((_DEFAULT_ROUTE_PROBE[version], 9))
+        except OSError:  # no default route
+            return None
+        ip = ipaddress.ip_address(s.getsockname()[0])
+    return str(ip) if _is_private(ip) else None
 
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
