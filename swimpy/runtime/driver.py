@@ -24,6 +24,7 @@ import logging
 import math
 import threading
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import replace
 
 import trio
@@ -99,6 +100,8 @@ class Driver:
         self._waiters: dict[int, _Waiter] = {}
         #: the runtime's own counters, merged into ``statistics()``
         self.counters: Counter[str] = Counter()
+        #: called with the round-trip time of every directly acked probe (owner thread)
+        self.rtt_observer: Callable[[float], None] | None = None
         self.streams = Streams(self)
         self.owner_thread = threading.get_ident()
         self.closed = False
@@ -214,7 +217,9 @@ class Driver:
                     waiter.result = a
                     waiter.event.set()
             elif isinstance(a, PingCompleted):
-                pass  # round-trip times feed Serf's coordinates, a later layer
+                # round-trip times: metrics now, Serf's coordinates in a later layer
+                if self.rtt_observer is not None:
+                    self.rtt_observer(a.rtt)
             else:  # pragma: no cover - an action this driver does not know
                 log.error("%s: unknown action %r", self.engine.name, a)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import random
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 
 import trio
@@ -118,6 +118,11 @@ class Node:
         if d.on_owner_thread() and not d.closed:
             d.membership = self._engine.snapshot()
         return d.membership
+
+    def observe_probe_rtt(self, observer: Callable[[float], None] | None) -> None:
+        """Call ``observer(seconds)`` with the round-trip time of every probe answered
+        directly (on the node's thread; it must not block). None stops it."""
+        self._driver.rtt_observer = observer
 
     # ------------------------------------------------------------------ events
 
