@@ -1,91 +1,84 @@
-"""The ``swimpy`` command line.
+"""The ``swimpy`` command line (click).
 
 ``swimpy sim SCENARIO`` runs a simulation (``docs/simulator.md``); ``swimpy sim --list``
-lists the scenarios shipped with the package.
+lists the scenarios shipped with the package. ``swimpy keygen`` prints a new encryption
+key. The agent's commands (``swimpy.agent.cli.COMMANDS``) are added to the group as they
+are written.
+
+Only click and the standard library are imported here: the simulator and the runtime are
+imported inside the commands that need them, so ``swimpy --help`` stays quick.
 """
 
 from __future__ import annotations
 
-import argparse
+import base64
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from typing import IO, Any
 
-__all__ = ["main"]
+import click
 
+from swimpy import __version__
+from swimpy.agent.cli import COMMANDS as _AGENT_COMMANDS
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
-    return value
+__all__ = ["CommandError", "main"]
+
+#: bytes in a key from ``swimpy keygen``: AES-256, the size ``serf keygen`` makes
+KEY_SIZE = 32
 
 
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is not >= 0")
-    return value
+class CommandError(click.ClickException):
+    """A failure reported as one line, ``swimpy sim: error: MESSAGE``, on stderr, with exit
+    status 2 (the format the command line had before click, kept for scripts and docs)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        ctx = click.get_current_context(silent=True)
+        self.command_path = ctx.command_path if ctx is not None else "swimpy"
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"{self.command_path}: error: {self.format_message()}", file=file, err=True)
 
 
-def _duration(text: str) -> float:
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--duration``: seconds > 0 from a number of seconds or a duration such as ``5m``."""
+    if value is None:
+        return None
     from swimpy.profiles import ConfigError, parse_duration
 
+    seconds: float | None
     try:
-        value = parse_duration(float(text), "--duration")
+        seconds = parse_duration(float(value), "--duration")
     except ValueError:
-        value = None
+        seconds = None
     try:
-        if value is None:
-            value = parse_duration(text, "--duration")
+        if seconds is None:
+            seconds = parse_duration(value, "--duration")
     except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not > 0")
-    return value
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"{value!r} is not > 0", ctx, param)
+    return seconds
 
 
-def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    p = argparse.ArgumentParser(
-        prog="swimpy",
-        description="SWIM + Lifeguard membership, wire-compatible with HashiCorp memberlist.",
-    )
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    s = sub.add_parser(
-        "sim",
-        help="run a deterministic cluster simulation",
-        description=(
-            "Run a scenario in the deterministic simulator: the real swimpy engine over a "
-            "modelled network, in virtual time. SCENARIO is a TOML file or the name of a "
-            "scenario shipped with swimpy (see --list)."
-        ),
-    )
-    s.add_argument("scenario", nargs="?", metavar="SCENARIO", help="file path or shipped name")
-    s.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
-    s.add_argument("--seed", type=_seed, help="seed of the (first) run (default: the file's)")
-    s.add_argument("--runs", type=_positive_int, default=1,
-                   help="run K seeds (N .. N+K-1) and summarise (median, p99)")
-    s.add_argument("--nodes", type=_positive_int, help="cluster size (groups are fractions)")
-    s.add_argument("--profile", choices=("lan", "wan", "local"), help="memberlist profile")
-    s.add_argument("--duration", type=_duration, help="simulated time, e.g. 300s or 5m")
-    s.add_argument("--fidelity", choices=("fast", "wire"),
-                   help="fast: pass messages directly; wire: encode every packet (exact bytes)")
-    s.add_argument("--json", metavar="PATH", help="write the JSON result to PATH ('-' = stdout)")
-    s.add_argument("--plot", metavar="PATH", help="write a convergence plot (.png or .svg)")
-    bar = s.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="always show a progress bar on stderr")
-    bar.add_argument("--no-progress", dest="progress", action="store_false",
-                     help="never show a progress bar")
-    return p, s
+@click.group(
+    name="swimpy",
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="SWIM + Lifeguard membership, wire-compatible with HashiCorp memberlist.",
+)
+@click.version_option(__version__, "--version", prog_name="swimpy",
+                      message="%(prog)s %(version)s")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Entry point of the ``swimpy`` console script."""
+    if ctx.invoked_subcommand is None:
+        # `swimpy` alone: the help, and exit status 2 (as before click), on any click.
+        click.echo(ctx.get_help())
+        ctx.exit(2)
 
 
 def _fmt(x: float | None, unit: str = " s") -> str:
@@ -144,71 +137,142 @@ def _describe_summary(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _sim(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from swimpy import sim
+_SIM_HELP = (
+    "Run a scenario in the deterministic simulator: the real swimpy engine over a "
+    "modelled network, in virtual time. SCENARIO is a TOML file or the name of a "
+    "scenario shipped with swimpy (see --list)."
+)
+
+
+@main.command(help=_SIM_HELP, short_help="Run a deterministic cluster simulation.")
+@click.argument("scenario", required=False, metavar="[SCENARIO]")
+@click.option("--list", "list_", is_flag=True, help="list the shipped scenarios and exit")
+@click.option("--seed", type=click.IntRange(min=0), metavar="N",
+              help="seed of the (first) run (default: the file's)")
+@click.option("--runs", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
+              help="run K seeds (N .. N+K-1) and summarise (median, p99)")
+@click.option("--nodes", type=click.IntRange(min=1), metavar="N",
+              help="cluster size (groups are fractions)")
+@click.option("--profile", type=click.Choice(["lan", "wan", "local"]),
+              help="memberlist profile")
+@click.option("--duration", callback=_duration, metavar="D",
+              help="simulated time, e.g. 300s or 5m")
+@click.option("--fidelity", type=click.Choice(["fast", "wire"]),
+              help="fast: pass messages directly; wire: encode every packet (exact bytes)")
+@click.option("--json", "json_path", metavar="PATH",
+              help="write the JSON result to PATH ('-' = stdout)")
+@click.option("--plot", "plot_path", metavar="PATH",
+              help="write a convergence plot (.png or .svg)")
+# Two flags rather than click's `--progress/--no-progress`, so that giving both is refused.
+@click.option("--progress", "progress_on", is_flag=True,
+              help="always show a progress bar on stderr")
+@click.option("--no-progress", "progress_off", is_flag=True, help="never show a progress bar")
+@click.pass_context
+def sim(
+    ctx: click.Context,
+    scenario: str | None,
+    list_: bool,
+    seed: int | None,
+    runs: int,
+    nodes: int | None,
+    profile: str | None,
+    duration: float | None,
+    fidelity: str | None,
+    json_path: str | None,
+    plot_path: str | None,
+    progress_on: bool,
+    progress_off: bool,
+) -> None:
+    if progress_on and progress_off:
+        raise click.UsageError("--progress and --no-progress are mutually exclusive", ctx)
+    progress = True if progress_on else False if progress_off else None
+    try:
+        _sim(ctx, scenario, list_=list_, seed=seed, runs=runs, nodes=nodes, profile=profile,
+             duration=duration, fidelity=fidelity, json_path=json_path, plot_path=plot_path,
+             progress=progress)
+    except BrokenPipeError:
+        # `swimpy sim ... | head`: stop quietly, as other command-line tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        ctx.exit(1)
+
+
+def _sim(
+    ctx: click.Context,
+    scenario: str | None,
+    *,
+    list_: bool,
+    seed: int | None,
+    runs: int,
+    nodes: int | None,
+    profile: str | None,
+    duration: float | None,
+    fidelity: str | None,
+    json_path: str | None,
+    plot_path: str | None,
+    progress: bool | None,
+) -> None:
+    from swimpy import sim as simulator
     from swimpy.sim.plot import PlotError, plot
 
-    if args.list:
-        for name in sim.list_scenarios():
-            sc = sim.load_scenario(name)
-            print(f"{name:24s} {sc.description}")
-        return 0
-    if not args.scenario:
-        parser.error("the following arguments are required: SCENARIO (or --list)")
+    if list_:
+        for name in simulator.list_scenarios():
+            sc = simulator.load_scenario(name)
+            click.echo(f"{name:24s} {sc.description}")
+        return
+    if not scenario:
+        raise click.UsageError("Missing argument 'SCENARIO' (or --list).", ctx)
     try:
-        result = sim.run(
-            args.scenario,
-            seed=args.seed,
-            runs=args.runs,
-            nodes=args.nodes,
-            profile=args.profile,
-            duration=args.duration,
-            fidelity=args.fidelity,
-            progress=args.progress,
-            timeline=args.plot is not None,
+        result = simulator.run(
+            scenario,
+            seed=seed,
+            runs=runs,
+            nodes=nodes,
+            profile=profile,
+            duration=duration,
+            fidelity=fidelity,
+            progress=progress,
+            timeline=plot_path is not None,
         )
-    except sim.ScenarioError as exc:
-        print(f"swimpy sim: error: {exc}", file=sys.stderr)
-        return 2
+    except simulator.ScenarioError as exc:
+        raise CommandError(str(exc)) from None
     notes: list[str] = []
-    if args.plot:
+    if plot_path:
         try:
-            notes.append(f"plot written to {plot(result, args.plot)}")
+            notes.append(f"plot written to {plot(result, plot_path)}")
         except PlotError as exc:
-            print(f"swimpy sim: error: {exc}", file=sys.stderr)
-            return 2
-    if args.json:
+            raise CommandError(str(exc)) from None
+    if json_path:
         text = json.dumps(result, indent=2) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-            sys.stdout.flush()
+        if json_path == "-":
+            click.echo(text, nl=False)
             for note in notes:
-                print(note, file=sys.stderr)
-            return 0
-        with open(args.json, "w", encoding="utf-8") as f:
+                click.echo(note, err=True)
+            return
+        with open(json_path, "w", encoding="utf-8") as f:
             f.write(text)
-        notes.append(f"JSON written to {args.json}")
-    print(_describe_summary(result) if "runs" in result else _describe(result), flush=True)
+        notes.append(f"JSON written to {json_path}")
+    click.echo(_describe_summary(result) if "runs" in result else _describe(result))
     for note in notes:
-        print(note, file=sys.stderr)
-    return 0
+        click.echo(note, err=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``swimpy`` console script."""
-    parser, sim_parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command == "sim":
-        try:
-            return _sim(args, sim_parser)
-        except BrokenPipeError:
-            # `swimpy sim ... | head`: stop quietly, as other command-line tools do.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            return 1
-    parser.print_help()
-    return 2
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help='print {"key": KEY} instead')
+def keygen(as_json: bool) -> None:
+    """Print a new encryption key.
+
+    The key is 32 random bytes (os.urandom), base64-encoded: an AES-256 key for the
+    memberlist keyring, the kind `serf keygen` makes and `serf agent -encrypt` accepts.
+    """
+    key = base64.b64encode(os.urandom(KEY_SIZE)).decode("ascii")
+    click.echo(json.dumps({"key": key}) if as_json else key)
+
+
+# The agent's commands (`swimpy agent`, its client commands, ...), as they are written.
+for _command in _AGENT_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main(prog_name="swimpy")
