@@ -21,6 +21,7 @@ import click
 
 from swimpy import __version__
 from swimpy.agent.cli import COMMANDS as _AGENT_COMMANDS
+from swimpy.demo import command as _demo_command
 
 __all__ = ["CommandError", "main"]
 
@@ -270,7 +271,7 @@ def keygen(as_json: bool) -> None:
 
 
 # The agent's commands (`swimpy agent`, its client commands, ...), as they are written.
-for _command in _AGENT_COMMANDS:
+for _command in (*_AGENT_COMMANDS, _demo_command):
     main.add_command(_command)
 
 

@@ -243,3 +243,49 @@ def test_metrics_endpoint(procs: ProcessRegistry, tmp_path: Path) -> None:
     missing = subprocess.run(["curl", "-s", f"http://{a.rpc}/v1/nope"], capture_output=True,
                              text=True, timeout=10, check=True).stdout
     assert "no such endpoint" in json.loads(missing)["error"]
+
+
+def test_wan_pool_monitor_json_logs_and_bad_requests(procs: ProcessRegistry,
+                                                     tmp_path: Path) -> None:
+    wan_a, wan_b = free_ports(2)
+    a = AgentProc(procs, tmp_path, "a", "--dc", "dc1", "--wan-bind", f"127.0.0.1:{wan_a}",
+                  "--log-json")
+    b = AgentProc(procs, tmp_path, "b", "--dc", "dc2", "--wan-bind", f"127.0.0.1:{wan_b}",
+                  "--wan-join", f"127.0.0.1:{wan_a}")
+    wan = json.loads(swimpy("members", "--wan", "--json", "--rpc-addr", a.rpc).stdout)
+    wait_until(lambda: {m["name"]: m["status"] for m in json.loads(
+        swimpy("members", "--wan", "--json", "--rpc-addr", a.rpc).stdout)}
+        == {"a.dc1": "alive", "b.dc2": "alive"}, 10, "the WAN pool to form")
+    assert set(a.statuses()) == {"a"} and set(b.statuses()) == {"b"}  # LAN pools stay apart
+    assert wan[0]["name"].endswith(".dc1")
+    # JSON log lines
+    first = a.log_path.read_text().splitlines()[0]
+    assert json.loads(first)["@level"] == "info"
+    # monitor streams what the agent logs from now on
+    mon = subprocess.Popen([*SWIMPY, "monitor", "--log-level", "debug", "--rpc-addr", a.rpc],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    procs.add(mon)
+    assert swimpy("tags", "--set", "k=v", "--rpc-addr", a.rpc).returncode == 0
+    assert mon.stdout is not None
+    seen: list[str] = []
+
+    def saw_update() -> bool:
+        seen.append(mon.stdout.readline())  # type: ignore[union-attr]
+        return "member updated" in seen[-1] or "probe" in seen[-1].lower()
+
+    wait_until(saw_update, 10, "monitor output", context=lambda: "".join(seen))
+    # bad requests get a 4xx with a JSON message, never a crash
+    url = f"http://{a.rpc}"
+    for method, path, body, code in (
+            ("PUT", "/v1/agent/join", "not json", 400),
+            ("PUT", "/v1/agent/join", '{"addresses": "x"}', 400),
+            ("PUT", "/v1/agent/keyring/install", '{"key": "AAAA"}', 400),
+            ("PUT", "/v1/agent/tags", '{"set": {"a": 1}}', 400),
+            ("GET", "/v1/agent/join", "", 405),
+            ("GET", "/v1/nothing", "", 404)):
+        out = subprocess.run(["curl", "-s", "-o", "/dev/stderr", "-w", "%{http_code}", "-X",
+                              method, "--data", body, url + path], capture_output=True,
+                             text=True, timeout=10, check=False)
+        assert out.stdout == str(code), (method, path, out)
+        assert "error" in json.loads(out.stderr)
+    assert a.statuses() == {"a": "alive"}
