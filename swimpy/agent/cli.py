@@ -266,6 +266,7 @@ def monitor_command(log_level: str, rpc_addr: str) -> None:
     try:
         for line in stream_lines(rpc_addr, f"/v1/agent/monitor?log_level={log_level}"):
             click.echo(line)
+            sys.stdout.flush()  # a stream: each line as it comes, also into a pipe
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

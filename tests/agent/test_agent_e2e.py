@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -265,15 +266,21 @@ def test_wan_pool_monitor_json_logs_and_bad_requests(procs: ProcessRegistry,
     mon = subprocess.Popen([*SWIMPY, "monitor", "--log-level", "debug", "--rpc-addr", a.rpc],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     procs.add(mon)
-    assert swimpy("tags", "--set", "k=v", "--rpc-addr", a.rpc).returncode == 0
     assert mon.stdout is not None
     seen: list[str] = []
+    # read on a thread: a blocking readline must never hang the test
+    reader = threading.Thread(target=lambda: seen.extend(iter(mon.stdout.readline, "")),  # type: ignore[union-attr]
+                              daemon=True)
+    reader.start()
+    updates = iter(range(1000))
 
-    def saw_update() -> bool:
-        seen.append(mon.stdout.readline())  # type: ignore[union-attr]
-        return "member updated" in seen[-1] or "probe" in seen[-1].lower()
+    def monitor_shows_an_update() -> bool:
+        # the monitor subscribes some time after it starts: update until it shows one
+        assert swimpy("tags", "--set", f"k={next(updates)}", "--rpc-addr", a.rpc).returncode == 0
+        return any("member updated" in line for line in seen)
 
-    wait_until(saw_update, 10, "monitor output", context=lambda: "".join(seen))
+    wait_until(monitor_shows_an_update, 15, "monitor output",
+               context=lambda: "".join(seen[-20:]))
     # bad requests get a 4xx with a JSON message, never a crash
     url = f"http://{a.rpc}"
     for method, path, body, code in (
