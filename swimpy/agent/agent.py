@@ -55,6 +55,7 @@ class Agent:
         self.tags: dict[str, str] = dict(settings.tags)
         self._stop = trio.Event()
         self._keyring_path = settings.keyring_file
+        self._snapshot: Snapshot | None = None
         self.histograms: dict[str, RttHistogram] = {}
         # one collector for the agent's life: it keeps counters monotonic across scrapes
         self._collector = SwimpyCollector(lambda: _MetricsPools(self))
@@ -64,7 +65,10 @@ class Agent:
     async def run(self, *, task_status: trio.TaskStatus[Agent] = trio.TASK_STATUS_IGNORED
                   ) -> None:
         s = self.settings
-        keys = self._initial_keys()
+        try:
+            keys = self._initial_keys()
+        except SettingsError as exc:
+            raise AgentError(str(exc)) from None
         lan_cfg = s.lan_config()
         if keys:
             lan_cfg = lan_cfg.replace(secret_keys=tuple(keys))
@@ -93,22 +97,31 @@ class Agent:
             node.observe_probe_rtt(hist.observe)
         lan = self.pools["lan"]
         snapshot = Snapshot(s.snapshot_path) if s.snapshot_path else None
-        handlers = EventHandlers(s.event_handlers, lan.name, self.tags)
+        self._snapshot = snapshot
+        handlers = EventHandlers(s.event_handlers, lan.name, lambda: self.tags)
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._signals)
             for name, node in self.pools.items():
                 nursery.start_soon(self._watch, name, node, handlers, snapshot)
             if s.event_handlers:
                 nursery.start_soon(handlers.run)
+            if snapshot is not None:
+                nursery.start_soon(snapshot.run)
             try:
                 await nursery.start(http.serve, self.handle, rpc_host, rpc_port)
             except OSError as exc:
                 raise AgentError(f"control API: cannot listen on {s.rpc_addr}: "
                                  f"{exc.strerror or exc}") from None
             log.info("agent: %s running; control API on %s", lan.name, s.rpc_addr)
+            if not http.is_loopback(rpc_host) and rpc_host != "localhost":
+                log.warning("agent: the control API on %s has no authentication: anyone "
+                            "who can reach it can make this agent leave or change its keys",
+                            s.rpc_addr)
             await self._initial_joins(nursery, snapshot)
-            nursery.start_soon(self._signals)
             task_status.started(self)
             await self._stop.wait()
+            if snapshot is not None:
+                snapshot.flush()
             nursery.cancel_scope.cancel()
 
     async def _initial_joins(self, nursery: trio.Nursery, snapshot: Snapshot | None) -> None:
@@ -161,8 +174,14 @@ class Agent:
                         snapshot.record(node.all_members())
 
     async def _signals(self) -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    # serf reloads its configuration on SIGHUP; swimpy cannot yet, but a
+                    # closed terminal must not kill the member without a leave
+                    log.warning("agent: caught SIGHUP; reloading the configuration is not "
+                                "supported, carrying on")
+                    continue
                 log.info("agent: caught %s, leaving the cluster",
                          signal.Signals(signum).name)
                 await self.leave()
@@ -179,8 +198,8 @@ class Agent:
                     log.info("agent: left the %s pool", name)
                 except Exception as exc:  # leaving is best effort; stopping is not
                     log.warning("agent: leaving the %s pool failed: %s", name, exc)
-        if self.settings.snapshot_path:
-            Snapshot(self.settings.snapshot_path).mark_left()
+        if self._snapshot is not None:
+            self._snapshot.mark_left()
         if stop:
             self._stop.set()
 
@@ -221,6 +240,8 @@ class Agent:
             return response
         if route == ("GET", "/v1/agent/keyring"):
             return http.Response.json(self.keys_json())
+        if route == ("PUT", "/v1/agent/keyring/verify"):
+            return self._api_verify(req)
         if req.method == "PUT" and req.path.startswith("/v1/agent/keyring/"):
             return self._api_key(req, req.path.rsplit("/", 1)[1])
         if route == ("GET", "/v1/agent/tags"):
@@ -264,9 +285,23 @@ class Agent:
         return out
 
     def keys_json(self) -> dict[str, Any]:
-        keys = self.pools["lan"].keyring.list()
+        keyring = self.pools["lan"].keyring
+        keys = keyring.list()
+        incoming, outgoing = keyring.verify
         return {"keys": [base64.b64encode(k).decode() for k in keys],
-                "primary": base64.b64encode(keys[0]).decode() if keys else None}
+                "primary": base64.b64encode(keys[0]).decode() if keys else None,
+                "verify_incoming": incoming, "verify_outgoing": outgoing}
+
+    def _api_verify(self, req: http.Request) -> http.Response:
+        body = req.json()
+        if not isinstance(body, dict) or not all(
+                isinstance(body.get(k), bool) for k in ("incoming", "outgoing")):
+            raise http.HttpError(400, 'expected {"incoming": true|false, "outgoing": true|false}')
+        for node in self.pools.values():
+            node.keyring.set_verify(incoming=body["incoming"], outgoing=body["outgoing"])
+        log.info("agent: gossip verification set to incoming=%s outgoing=%s",
+                 body["incoming"], body["outgoing"])
+        return http.Response.json(self.keys_json())
 
     async def _api_join(self, req: http.Request) -> http.Response:
         body = req.json()

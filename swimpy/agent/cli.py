@@ -60,7 +60,7 @@ def _print_json(value: Any) -> None:
 @click.option("--log-level", type=click.Choice(["trace", "debug", "info", "warn", "error"],
                                                case_sensitive=False),
               help="[default: info]")
-@click.option("--log-json", is_flag=True, default=None, help="log lines as JSON objects")
+@click.option("--log-json/--no-log-json", default=None, help="log lines as JSON objects")
 @click.option("--event-handler", "event_handlers", multiple=True,
               metavar="[EVENTS=]SCRIPT", help="script to run on member events (repeatable)")
 @click.option("--snapshot", "snapshot_path", metavar="PATH",
@@ -228,15 +228,33 @@ def info_command(as_json: bool, rpc_addr: str) -> None:
 @click.option("--install", metavar="KEY", help="install a key")
 @click.option("--use", metavar="KEY", help="make an installed key the primary")
 @click.option("--remove", metavar="KEY", help="remove a key (not the primary)")
+@click.option("--verify", metavar="IN,OUT", help="gossip verification, e.g. off,off or on,on: "
+              "whether to refuse plain incoming messages, and to encrypt outgoing ones "
+              "(for turning encryption on in a live cluster; docs/agent.md)")
 @json_option
 @rpc_option
 def keys_command(do_list: bool, install: str | None, use: str | None, remove: str | None,
-                 as_json: bool, rpc_addr: str) -> None:
+                 verify: str | None, as_json: bool, rpc_addr: str) -> None:
     """Manage the local agent's encryption keys."""
     ops = [(op, k) for op, k in (("install", install), ("use", use), ("remove", remove))
            if k is not None]
-    if len(ops) + int(do_list) != 1:
-        raise click.UsageError("give exactly one of --list, --install, --use, --remove")
+    if len(ops) + int(do_list) + int(verify is not None) != 1:
+        raise click.UsageError("give exactly one of --list, --install, --use, --remove, "
+                               "--verify")
+    if verify is not None:
+        words = [w.strip().lower() for w in verify.split(",")]
+        flags = {"on": True, "off": False}
+        if len(words) != 2 or not all(w in flags for w in words):
+            raise click.BadParameter(f"{verify!r} is not IN,OUT with on/off",
+                                     param_hint="--verify")
+        result = _call(rpc_addr, "PUT", "/v1/agent/keyring/verify",
+                       {"incoming": flags[words[0]], "outgoing": flags[words[1]]})
+        if as_json:
+            _print_json(result)
+        else:
+            click.echo(f"verify_incoming = {result['verify_incoming']}, "
+                       f"verify_outgoing = {result['verify_outgoing']}")
+        return
     if do_list:
         result = _call(rpc_addr, "GET", "/v1/agent/keyring")
     else:
@@ -250,6 +268,8 @@ def keys_command(do_list: bool, install: str | None, use: str | None, remove: st
                 "remove": "removed the key"}[ops[0][0]]
         click.echo(f"Successfully {done}.")
         return
+    if not result["keys"]:
+        click.echo("no keys installed: gossip is not encrypted")
     for k in result["keys"]:
         click.echo(f"{k}{'  (primary)' if k == result['primary'] else ''}")
 

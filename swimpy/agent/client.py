@@ -19,10 +19,20 @@ class ClientError(Exception):
 
 
 def _url(rpc_addr: str, path: str) -> str:
-    host, sep, port = rpc_addr.rpartition(":")
-    if not sep:
-        host, port = rpc_addr, "8400"
-    if ":" in host and not host.startswith("["):
+    """``host:port``, ``[v6]:port``, a bare host or a bare IPv6 address (port 8400)."""
+    text = rpc_addr.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else "8400"
+        if not bracket:
+            host = ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, "8400"
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ClientError(f"--rpc-addr {rpc_addr!r} is not HOST:PORT")
+    if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}{path}"
 

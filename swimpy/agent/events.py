@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import trio
 
@@ -68,13 +69,19 @@ def script_env(event: str, self_name: str, tags: Mapping[str, str]) -> dict[str,
     env["SERF_SELF_NAME"] = self_name
     env["SERF_SELF_ROLE"] = tags.get("role", "")
     for k, v in tags.items():
-        env[f"SERF_TAG_{k.upper()}"] = v
+        # as serf's invoke.go: anything outside [A-Z0-9_] becomes "_", so the shell keeps it
+        env["SERF_TAG_" + _NOT_ENV.sub("_", k.upper())] = v
     return env
 
 
+_NOT_ENV = re.compile(r"[^A-Z0-9_]")
+
+
 class EventHandlers:
+    """``tags`` returns our current tags (they change with ``swimpy tags``)."""
+
     def __init__(self, handlers: Sequence[EventHandler], self_name: str,
-                 tags: Mapping[str, str]) -> None:
+                 tags: Callable[[], Mapping[str, str]]) -> None:
         self._handlers = list(handlers)
         self._self_name = self_name
         self._tags = tags
@@ -103,7 +110,7 @@ class EventHandlers:
                     await self._invoke(h, event, ev)
 
     async def _invoke(self, h: EventHandler, event: str, ev: MemberEvent) -> None:
-        env = script_env(event, self._self_name, self._tags)
+        env = script_env(event, self._self_name, self._tags())
         with trio.move_on_after(SCRIPT_TIMEOUT) as timeout:
             try:
                 result = await trio.run_process(

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -193,12 +194,14 @@ class _Connection:
         headers = [("Content-Type", r.content_type), *r.headers]
         if r.stream is None:
             headers.append(("Content-Length", str(len(r.body))))
-            await self._send(h11.Response(status_code=r.status, headers=headers))
+            await self._send(h11.Response(status_code=r.status, headers=headers,
+                                          reason=_reason(r.status)))
             await self._send(h11.Data(data=r.body))
             await self._send(h11.EndOfMessage())
             return
         headers.append(("Transfer-Encoding", "chunked"))
-        await self._send(h11.Response(status_code=r.status, headers=headers))
+        await self._send(h11.Response(status_code=r.status, headers=headers,
+                                      reason=_reason(r.status)))
         async for chunk in r.stream:
             await self._send(h11.Data(data=chunk))
         await self._send(h11.EndOfMessage())
@@ -208,10 +211,17 @@ class _Connection:
             return
         body = json.dumps({"error": message}).encode() + b"\n"
         try:
-            await self._send(h11.Response(status_code=status, headers=[
+            await self._send(h11.Response(status_code=status, reason=_reason(status), headers=[
                 ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                 ("Connection", "close")]))
             await self._send(h11.Data(data=body))
             await self._send(h11.EndOfMessage())
         except h11.LocalProtocolError:
             pass
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import socket
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -103,8 +104,10 @@ class AgentSettings:
     wan_bind: str = ""
     wan_advertise: str = ""
     wan_join: tuple[str, ...] = ()
-    #: profile fields by name (the file's [config] table)
+    #: profile fields by name for the LAN pool (the file's [config] table)
     config: Mapping[str, Any] = field(default_factory=dict)
+    #: profile fields for the WAN pool (the file's [wan_config] table)
+    wan_config_table: Mapping[str, Any] = field(default_factory=dict)
     #: where the settings came from, for error messages
     source: str = "flags"
 
@@ -112,23 +115,28 @@ class AgentSettings:
         return self.node_name or socket.gethostname()
 
     def lan_config(self) -> Config:
-        return self._pool_config(self.profile, self.name(), self.bind, self.advertise)
+        return self._pool_config(self.profile, self.name(), self.bind, self.advertise,
+                                 self.config, "")
 
     def wan_config(self) -> Config | None:
         if not self.dc:
             return None
         return self._pool_config("wan", f"{self.name()}.{self.dc}", self.wan_bind,
-                                 self.wan_advertise)
+                                 self.wan_advertise, self.wan_config_table, "wan_")
 
-    def _pool_config(self, profile: str, name: str, bind: str, advertise: str) -> Config:
-        values: dict[str, Any] = {"profile": profile, **dict(self.config), "name": name}
+    def _pool_config(self, profile: str, name: str, bind: str, advertise: str,
+                     table: Mapping[str, Any], prefix: str) -> Config:
+        """One pool's config; ``prefix`` is "" (LAN) or "wan_" (its keys' names)."""
+        values: dict[str, Any] = {**dict(table), "profile": profile, "name": name}
         if bind:
-            host, port = split_host_port(bind, "bind", self.source)
+            host, port = split_host_port(bind, f"{prefix}bind", self.source)
+            _check_ip(host, f"{prefix}bind", self.source)
             values["bind_addr"] = host
             if port is not None:
                 values["bind_port"] = port
         if advertise:
-            host, port = split_host_port(advertise, "advertise", self.source)
+            host, port = split_host_port(advertise, f"{prefix}advertise", self.source)
+            _check_ip(host, f"{prefix}advertise", self.source)
             values["advertise_addr"] = host
             if port is not None:
                 values["advertise_port"] = port
@@ -137,7 +145,8 @@ class AgentSettings:
         try:
             return profiles.from_mapping(values, source=self.source)
         except ConfigError as exc:
-            raise SettingsError(self.source, f"config.{exc.field}", str(exc)) from None
+            section = f"{prefix}config"
+            raise SettingsError(self.source, f"{section}.{exc.field}", exc.detail) from None
 
 
 def split_host_port(text: str, key: str, where: str) -> tuple[str, int | None]:
@@ -156,7 +165,17 @@ def split_host_port(text: str, key: str, where: str) -> tuple[str, int | None]:
         raise SettingsError(where, key, f"{text!r} has no host")
     if port and (not port.isdigit() or int(port) > 65535):
         raise SettingsError(where, key, f"{text!r}: {port!r} is not a port")
+    if port and int(port) == 0 and key == "rpc_addr":
+        raise SettingsError(where, key, f"{text!r}: the control API needs a fixed port")
     return host, int(port) if port else None
+
+
+def _check_ip(host: str, key: str, where: str) -> None:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise SettingsError(where, key, f"{host!r} is not an IP address (memberlist binds and "
+                            "advertises IP addresses, not names)") from None
 
 
 def decode_key(text: str, where: str, key: str) -> bytes:
@@ -171,6 +190,11 @@ def decode_key(text: str, where: str, key: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------- the file
+
+#: profile fields the agent sets from its own keys, so [config] may not
+_TOP_LEVEL_FIELDS = {"name": "node_name", "profile": "profile", "bind_addr": "bind",
+                     "bind_port": "bind", "advertise_addr": "advertise",
+                     "advertise_port": "advertise", "secret_keys": "encrypt_key"}
 
 _STR_KEYS = ("node_name", "profile", "bind", "advertise", "keyring_file", "rpc_addr",
              "log_level", "snapshot_path", "dc", "wan_bind", "wan_advertise")
@@ -187,8 +211,13 @@ def load_file(path: str) -> AgentSettings:
     except OSError as exc:
         raise SettingsError(path, "", exc.strerror or str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
-        # tomllib's message ends "(at line L, column C)"
-        raise SettingsError(path, "", f"TOML syntax error: {exc}") from None
+        # tomllib's message ends "(at line L, column C)", or "(at end of document)"
+        text = str(exc)
+        if "line" not in text:
+            with open(path, "rb") as f:
+                lines = f.read().count(b"\n") + 1
+            text = f"{text.removesuffix(' (at end of document)')} (at line {lines}, the end)"
+        raise SettingsError(path, "", f"TOML syntax error: {text}") from None
     return from_mapping(data, path)
 
 
@@ -220,14 +249,18 @@ def from_mapping(data: Mapping[str, Any], where: str) -> AgentSettings:
             if not isinstance(value, Mapping):
                 raise SettingsError(where, key, "tags is a table of strings")
             values[key] = {str(k): _str(v, where, f"tags.{k}") for k, v in value.items()}
-        elif key == "config":
+        elif key in ("config", "wan_config"):
             if not isinstance(value, Mapping):
-                raise SettingsError(where, key, "[config] is a table of profile fields")
-            values[key] = dict(value)
+                raise SettingsError(where, key, f"[{key}] is a table of profile fields")
+            for k in value:
+                if k in _TOP_LEVEL_FIELDS:
+                    raise SettingsError(where, f"{key}.{k}", "set this with the top-level "
+                                        f"key {_TOP_LEVEL_FIELDS[k]!r}, not in [{key}]")
+            values["config" if key == "config" else "wan_config_table"] = dict(value)
         else:
             raise SettingsError(where, key, "unknown key; known keys: " + ", ".join(
                 sorted((*_STR_KEYS, *_LIST_KEYS, "retry_interval", "retry_max", "encrypt_key",
-                        "log_json", "tags", "config"))))
+                        "log_json", "tags", "config", "wan_config"))))
     settings = AgentSettings(**values)
     validate(settings)
     return settings
@@ -254,8 +287,9 @@ def validate(s: AgentSettings) -> None:
     split_host_port(s.rpc_addr, "rpc_addr", where)
     if s.dc and "." in s.dc:
         raise SettingsError(where, "dc", f"{s.dc!r}: a datacenter name has no dots")
-    if (s.wan_bind or s.wan_join) and not s.dc:
-        raise SettingsError(where, "dc", "wan_bind and wan_join need a datacenter (dc)")
+    if (s.wan_bind or s.wan_join or s.wan_advertise or s.wan_config_table) and not s.dc:
+        raise SettingsError(where, "dc", "the WAN settings (wan_bind, wan_advertise, wan_join, "
+                            "[wan_config]) need a datacenter (dc)")
     # building the pool configs checks every profile field and address
     s.lan_config()
     s.wan_config()
@@ -277,9 +311,9 @@ def _str_list(value: object, where: str, key: str) -> list[str]:
 
 def _seconds(value: object, where: str, key: str) -> float:
     try:
-        seconds = profiles.parse_duration(value, key)  # type: ignore[arg-type]
+        seconds = profiles.parse_duration(value, key or where)  # type: ignore[arg-type]
     except ConfigError as exc:
-        raise SettingsError(where, key, str(exc)) from None
+        raise SettingsError(where, key, exc.detail) from None
     if seconds <= 0:
         raise SettingsError(where, key, f"{value!r} is not > 0")
     return seconds

@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Iterable
+
+import trio
 
 from swimpy.core.member import Member, State
 
@@ -19,9 +20,14 @@ MIN_INTERVAL = 1.0
 
 
 class Snapshot:
+    """``record`` notes the latest view; ``run`` (a task) writes it at most once a second,
+    and ``flush`` writes what is pending at once (at shutdown)."""
+
     def __init__(self, path: str) -> None:
         self.path = path
-        self._last_write = 0.0
+        self._pending: dict[str, str] | None = None
+        self._wake = trio.Event()
+        self._left = False
 
     def _read(self) -> dict[str, object]:
         try:
@@ -44,16 +50,28 @@ class Snapshot:
         return [addr for name, addr in sorted(members.items())
                 if name != exclude and isinstance(addr, str)]
 
-    def record(self, members: Iterable[Member], force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_write < MIN_INTERVAL:
-            return
-        self._last_write = now
-        alive = {m.name: (f"[{m.addr}]:{m.port}" if ":" in m.addr else f"{m.addr}:{m.port}")
-                 for m in members if m.state in (State.ALIVE, State.SUSPECT)}
-        self._write({"alive": alive, "left": False})
+    def record(self, members: Iterable[Member]) -> None:
+        self._pending = {
+            m.name: (f"[{m.addr}]:{m.port}" if ":" in m.addr else f"{m.addr}:{m.port}")
+            for m in members if m.state in (State.ALIVE, State.SUSPECT)}
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            self.flush()
+            await trio.sleep(MIN_INTERVAL)
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            alive, self._pending = self._pending, None
+            self._write({"alive": alive, "left": self._left})
 
     def mark_left(self) -> None:
+        """A graceful leave: a restarted agent must not rejoin on its own."""
+        self._left = True
+        self.flush()
         data = self._read()
         data["left"] = True
         self._write(data)

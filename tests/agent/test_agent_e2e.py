@@ -148,7 +148,8 @@ def test_key_rotation_with_nobody_declared_dead(procs: ProcessRegistry,
                    "everyone alive after " + op)
     for x in agents:
         listed = json.loads(swimpy("keys", "--list", "--json", "--rpc-addr", x.rpc).stdout)
-        assert listed == {"keys": [KEY2], "primary": KEY2}
+        assert listed == {"keys": [KEY2], "primary": KEY2, "verify_incoming": True,
+                          "verify_outgoing": True}
         assert json.loads((tmp_path / f"{x.name}.keyring").read_text()) == [KEY2]
         log = x.log_path.read_text()
         assert "member failed" not in log and "member suspected" not in log
@@ -296,3 +297,29 @@ def test_wan_pool_monitor_json_logs_and_bad_requests(procs: ProcessRegistry,
         assert out.stdout == str(code), (method, path, out)
         assert "error" in json.loads(out.stderr)
     assert a.statuses() == {"a": "alive"}
+
+
+def test_turning_encryption_on_in_a_live_cluster(procs: ProcessRegistry,
+                                                 tmp_path: Path) -> None:
+    agents: list[AgentProc] = []
+    for name in ("a", "b", "c"):
+        join = ["--join", agents[0].address] if agents else []
+        agents.append(AgentProc(procs, tmp_path, name, *join))
+
+    def all_alive() -> bool:
+        return all(x.statuses() == {"a": "alive", "b": "alive", "c": "alive"} for x in agents)
+
+    wait_until(all_alive, 15, "a plain cluster")
+    steps = [("--verify", "off,off"), ("--install", KEY1), ("--verify", "off,on"),
+             ("--verify", "on,on")]
+    for op, value in steps:
+        for x in agents:
+            out = swimpy("keys", op, value, "--rpc-addr", x.rpc)
+            assert out.returncode == 0, out.stderr
+        wait_until(all_alive, 5, f"everyone alive after {op} {value}")
+    for x in agents:
+        log = x.log_path.read_text()
+        assert "member failed" not in log and "member suspected" not in log, x.name
+    # a plain newcomer is now refused
+    plain = AgentProc(procs, tmp_path, "plain")
+    one_line_error(swimpy("join", agents[0].address, "--rpc-addr", plain.rpc))
