@@ -56,6 +56,7 @@ class Agent:
         self._stop = trio.Event()
         self._keyring_path = settings.keyring_file
         self._snapshot: Snapshot | None = None
+        self._join_scope: trio.CancelScope | None = None
         self.histograms: dict[str, RttHistogram] = {}
         # one collector for the agent's life: it keeps counters monotonic across scrapes
         self._collector = SwimpyCollector(lambda: _MetricsPools(self))
@@ -117,7 +118,9 @@ class Agent:
                 log.warning("agent: the control API on %s has no authentication: anyone "
                             "who can reach it can make this agent leave or change its keys",
                             s.rpc_addr)
-            await self._initial_joins(nursery, snapshot)
+            # a signal during a slow start-up join leaves and stops at once
+            with trio.CancelScope() as self._join_scope:
+                await self._initial_joins(nursery, snapshot)
             task_status.started(self)
             await self._stop.wait()
             if snapshot is not None:
@@ -191,6 +194,8 @@ class Agent:
 
     async def leave(self, stop: bool = True) -> None:
         """Leave every pool gracefully, then stop (unless ``stop`` is False)."""
+        if self._join_scope is not None:
+            self._join_scope.cancel()
         with trio.move_on_after(LEAVE_TIMEOUT + 1):
             for name, node in self.pools.items():
                 try:
@@ -354,12 +359,13 @@ class Agent:
         new.update(to_set)
         for k in to_delete:
             new.pop(k, None)
+        old, self.tags = self.tags, new  # event handlers for our own update see the new tags
         try:
             for node in self.pools.values():
                 await node.update_tags(new)
         except ValueError as exc:
+            self.tags = old
             raise http.HttpError(400, str(exc)) from None
-        self.tags = new
         return http.Response.json({"tags": new})
 
     def _api_monitor(self, req: http.Request) -> http.Response:

@@ -252,8 +252,8 @@ def keys_command(do_list: bool, install: str | None, use: str | None, remove: st
         if as_json:
             _print_json(result)
         else:
-            click.echo(f"verify_incoming = {result['verify_incoming']}, "
-                       f"verify_outgoing = {result['verify_outgoing']}")
+            click.echo(f"verify_incoming = {str(result['verify_incoming']).lower()}, "
+                       f"verify_outgoing = {str(result['verify_outgoing']).lower()}")
         return
     if do_list:
         result = _call(rpc_addr, "GET", "/v1/agent/keyring")

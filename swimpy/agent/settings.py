@@ -254,8 +254,11 @@ def from_mapping(data: Mapping[str, Any], where: str) -> AgentSettings:
                 raise SettingsError(where, key, f"[{key}] is a table of profile fields")
             for k in value:
                 if k in _TOP_LEVEL_FIELDS:
+                    top = _TOP_LEVEL_FIELDS[k]
+                    if key == "wan_config" and top in ("bind", "advertise"):
+                        top = f"wan_{top}"
                     raise SettingsError(where, f"{key}.{k}", "set this with the top-level "
-                                        f"key {_TOP_LEVEL_FIELDS[k]!r}, not in [{key}]")
+                                        f"key {top!r}, not in [{key}]")
             values["config" if key == "config" else "wan_config_table"] = dict(value)
         else:
             raise SettingsError(where, key, "unknown key; known keys: " + ", ".join(
