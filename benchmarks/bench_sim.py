@@ -3,12 +3,16 @@
     python benchmarks/bench_sim.py                    # everything except the 10k cluster
     python benchmarks/bench_sim.py --cases crash-10000
     python benchmarks/bench_sim.py --cases all
+    python benchmarks/bench_sim.py --cases crash-10000-300 --tree /tmp/old-checkout
 
 Cases (each runs in its own process, so its peak RSS is its own):
 
 * ``crash-1000``: the shipped ``crash`` scenario (starts converged) with 1,000 LAN members
   for 300 simulated seconds in fast mode. Target: under 60 s of wall time on one core.
 * ``crash-10000``: the same with 10,000 members for 60 s. Target: under 16 GiB peak RSS.
+* ``crash-10000-300``: 10,000 members for 300 s (``swimpy sim crash --nodes 10000
+  --duration 300s``). Target: at most 120 s of wall time and 3 GiB.
+* ``crash-30000``: 30,000 members for 60 s. Target: under 16 GiB peak RSS.
 * ``join-1000``: the shipped ``join`` scenario with 1,000 members for 60 s: a cluster
   forming by joins, with thousands of broadcasts in flight (the broadcast queue's and the
   duplicate-alive path's worst case).
@@ -16,6 +20,11 @@ Cases (each runs in its own process, so its peak RSS is its own):
 * ``distributions``: crash detection and join/heal convergence over many seeds, on small
   clusters (what ``tests/test_sim_schedule.py`` bounds).
 * ``scenarios``: every shipped scenario (except ``large``) with seeds 1..5, summarised.
+
+Every crash case reports wall and CPU time (set-up and run), peak RSS and RSS per member.
+``--tree PATH`` runs the cases against the swimpy in another checkout (a ``git worktree``
+of an older commit, say) for before/after comparisons; ``bench_scale.py`` alternates
+two trees.
 
 Results are merged into ``benchmarks/results/sim.json`` (one key per case).
 """
@@ -35,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+#: the checkout whose swimpy is measured (``--tree``; the child processes inherit it)
+TREE = Path(os.environ.get("SWIMPY_BENCH_TREE") or ROOT)
+sys.path.insert(0, str(TREE))
 
 from swimpy import sim  # noqa: E402
 from swimpy.sim.runner import percentile  # noqa: E402
@@ -43,7 +54,8 @@ from swimpy.sim.simulation import Simulation  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sim.json"
 DEFAULT_CASES = ("crash-1000", "fidelity", "distributions", "scenarios")
-ALL_CASES = ("crash-1000", "crash-10000", "join-1000", "fidelity", "distributions", "scenarios")
+ALL_CASES = ("crash-1000", "crash-10000", "crash-10000-300", "crash-30000", "join-1000",
+             "fidelity", "distributions", "scenarios")
 
 
 def peak_rss_mib() -> float:
@@ -105,25 +117,38 @@ group = "newcomer"
 
 def case_crash(nodes: int, duration: float, scenario: str = "crash") -> dict[str, Any]:
     sc = sim.load_scenario(scenario).with_overrides(nodes=nodes, duration=duration)
-    t0 = time.perf_counter()
+    base_rss = peak_rss_mib()  # the interpreter with swimpy imported
+    t0, c0 = time.perf_counter(), time.process_time()
     s = Simulation(sc, 1)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     setup_rss = peak_rss_mib()
     r = s.run()
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
+    peak = peak_rss_mib()
     return {
         "scenario": scenario,
         "nodes": nodes,
         "simulated_seconds": duration,
         "fidelity": sc.fidelity,
         "start": sc.start.mode,
+        "tree": str(TREE),
         "wall_seconds": round(t2 - t0, 2),
         "setup_seconds": round(t1 - t0, 2),
         "run_seconds": round(t2 - t1, 2),
+        # CPU time of this process: less disturbed than wall time by other jobs sharing
+        # the cores (not undisturbed: they still share caches and memory bandwidth)
+        "cpu_seconds": round(c2 - c0, 2),
+        "setup_cpu_seconds": round(c1 - c0, 2),
+        "run_cpu_seconds": round(c2 - c1, 2),
         "events": r["events_processed"],
         "events_per_second": round(r["events_processed"] / (t2 - t1)),
-        "peak_rss_mib": peak_rss_mib(),
+        "events_per_cpu_second": round(r["events_processed"] / max(c2 - c1, 1e-9)),
+        "peak_rss_mib": peak,
         "rss_after_setup_mib": setup_rss,
+        "rss_before_setup_mib": base_rss,
+        # (peak RSS - the interpreter's) / members: what one more member costs
+        "rss_per_member_kib": round((peak - base_rss) * 1024 / nodes, 1),
+        "setup_rss_per_member_kib": round((setup_rss - base_rss) * 1024 / nodes, 1),
         "convergence_s": r["convergence_s"],
         "detections": r["detections"],
         "false_suspicions": r["false_suspicions"],
@@ -227,6 +252,8 @@ def case_scenarios() -> dict[str, Any]:
 CASES: dict[str, Any] = {
     "crash-1000": lambda: case_crash(1000, 300.0),
     "crash-10000": lambda: case_crash(10000, 60.0),
+    "crash-10000-300": lambda: case_crash(10000, 300.0),
+    "crash-30000": lambda: case_crash(30000, 60.0),
     "join-1000": lambda: case_crash(1000, 60.0, "join"),
     "fidelity": case_fidelity,
     "distributions": case_distributions,
@@ -271,18 +298,23 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {_num(med('messages_per_node_per_s'))} | {_num(med('bytes_per_node_per_s'))} |"
             )
         lines.append("")
-    rows = [results[k] for k in ("crash-1000", "crash-10000") if k in results]
+    rows = [results[k] for k in ("crash-1000", "crash-10000", "crash-10000-300", "crash-30000")
+            if k in results]
     if rows:
         lines += [
-            "| run | wall time | peak RSS | events | events/s | detection (first suspect / dead / all dead) |",
-            "|---|---|---|---|---|---|",
+            "| run | wall time | CPU time | peak RSS (per member) | events | events/s "
+            "| detection (first suspect / dead / all dead) |",
+            "|---|---|---|---|---|---|---|",
         ]
         for r in rows:
             d = next(iter(r["detections"].values()))
+            cpu = f"{r['cpu_seconds']:.1f} s" if "cpu_seconds" in r else "-"
+            per = (f" ({r['rss_per_member_kib']:.0f} KiB)" if "rss_per_member_kib" in r
+                   else "")
             lines.append(
                 f"| {r['nodes']:,} members, {r['simulated_seconds']:g} s, one crash, fast, "
                 f"converged start | {r['wall_seconds']:.1f} s (setup {r['setup_seconds']:.1f} s) "
-                f"| {r['peak_rss_mib'] / 1024:.2f} GiB | {r['events']:,} "
+                f"| {cpu} | {r['peak_rss_mib'] / 1024:.2f} GiB{per} | {r['events']:,} "
                 f"| {r['events_per_second']:,} | {d['first_suspect_s']:.2f} / "
                 f"{d['first_dead_s']:.2f} / {d['all_dead_s']:.2f} s |"
             )
@@ -294,6 +326,8 @@ def main() -> int:
     ap.add_argument("--cases", default=",".join(DEFAULT_CASES),
                     help=f"comma-separated, or 'all' ({', '.join(ALL_CASES)})")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--tree", type=Path,
+                    help="measure the swimpy of this checkout (default: this one)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--markdown", action="store_true",
                     help="print the docs tables from the results file and exit")
@@ -305,6 +339,9 @@ def main() -> int:
         print(json.dumps(CASES[args.child]()))
         return 0
     cases = ALL_CASES if args.cases == "all" else tuple(args.cases.split(","))
+    env = dict(os.environ)
+    if args.tree is not None:
+        env["SWIMPY_BENCH_TREE"] = str(args.tree.resolve())
     results: dict[str, Any] = {}
     if args.out.exists():
         results = json.loads(args.out.read_text())
@@ -314,7 +351,7 @@ def main() -> int:
         print(f"running {case} ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--child", case],
-                              capture_output=True, text=True, check=False)
+                              capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             return proc.returncode

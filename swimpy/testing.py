@@ -207,14 +207,22 @@ class VirtualCluster:
 
 
 def assert_table_consistent(engine: Engine) -> None:
-    """Raise AssertionError unless the engine's member table is whole: the probe order
-    lists every member exactly once, and every open suspicion is of a suspect member.
-    (Reads engine internals; for tests.)"""
+    """Raise AssertionError unless the engine's member table is whole: every member has
+    one slot, the probe order's round is a valid partial shuffle of the slots, and every
+    open suspicion is of a suspect member. (Reads engine internals; for tests.)"""
     members = engine._members
     order, table = members.order, members.table
-    assert len(order) == len(set(order)), f"duplicate names in {engine.name}'s probe order"
-    assert set(order) == set(table), f"{engine.name}: probe order and table disagree"
-    assert engine.num_nodes == len(table)
+    slots = [table.at(i) for i in range(table.slot_count)]
+    names = [m.name for m in slots if m is not None]
+    assert len(names) == len(set(names)), f"duplicate names in {engine.name}'s slots"
+    assert set(names) == set(table), f"{engine.name}: slots and table disagree"
+    assert len(names) == len(table) == engine.num_nodes == len(list(table.values()))
+    assert all(table[n].name == n for n in names), f"{engine.name}: a record under another name"
+    swaps = order.pending_swaps()
+    assert 0 <= order.drawn <= order.length <= table.slot_count
+    assert all(order.drawn <= p < order.length for p in swaps), f"{engine.name}: stale swap"
+    moved = list(swaps.values())
+    assert len(moved) == len(set(moved)) and all(0 <= v < order.length for v in moved)
     for name in members.suspicions:
         state = table[name].state
         assert state == State.SUSPECT, f"{engine.name}: suspicion of {name}, which is {state}"

@@ -50,6 +50,7 @@ from swimpy.core.inputs import (
 )
 from swimpy.core.member import Address, EventKind, Member, State, decode_serf_tags, encode_serf_tags
 from swimpy.core.snapshot import Membership, Statistics
+from swimpy.core.table import MemberBase
 from swimpy.core.timers import Timer
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "LeaveCompleted",
     "LeaveRequested",
     "Member",
+    "MemberBase",
     "MemberEvent",
     "Membership",
     "MetaUpdateCompleted",

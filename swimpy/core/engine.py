@@ -71,6 +71,7 @@ from swimpy.core.probe import Prober
 from swimpy.core.pushpull import PushPullSync
 from swimpy.core.retention import Retention
 from swimpy.core.snapshot import Membership, Statistics
+from swimpy.core.table import MemberBase
 from swimpy.core.timers import (
     GossipTick,
     ProbeEnd,
@@ -214,11 +215,11 @@ class Engine:
 
     def table(self) -> dict[str, Member]:
         """A copy of the whole member table (including dead and left entries)."""
-        return dict(self._members.table)
+        return dict(self._members.table.items())
 
     def all_members(self) -> list[Member]:
         """Serf's view: the table plus failed and left members still retained."""
-        out = dict(self._members.table)
+        out = dict(self._members.table.items())
         for name, (m, _) in self._retention.failed_members.items():
             out.setdefault(name, m)
         for name, (m, _) in self._retention.left_members.items():
@@ -271,15 +272,17 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def bootstrap_members(self, records: Iterable[Member]) -> None:
+    def bootstrap_members(self, records: Iterable[Member] | MemberBase) -> None:
         """Pre-fill the member table as if the cluster had already converged.
 
         Call once, before :meth:`start`. ``records`` are immutable :class:`Member` records
-        (normally alive at incarnation 1) and may be shared with other engines' tables; our
-        own name is skipped, since :meth:`start` makes our own record. The probe order is
-        shuffled with this engine's ``rng``. No events are emitted and nothing is
-        broadcast: this is the state a long-running cluster would be in, not a join. The
-        simulator uses it to start large clusters.
+        (normally alive at incarnation 1); our own name is skipped, since :meth:`start`
+        makes our own record. Pass a :class:`MemberBase` to share the records *and* their
+        index with other engines' tables: each engine then keeps only what it changes
+        (memory per engine independent of the cluster size; an iterable of records makes
+        a private copy). The probe order is drawn with this engine's ``rng`` as it goes.
+        No events are emitted and nothing is broadcast: this is the state a long-running
+        cluster would be in, not a join. The simulator uses it to start large clusters.
         """
         if self._started:
             raise RuntimeError("bootstrap_members() must be called before start()")
@@ -417,9 +420,15 @@ class Engine:
         if not msgs:
             return
         for msg in msgs:
-            # alives dominate a forming cluster: skip the dispatch for them
-            if type(msg) is Alive:
-                self._members.on_alive(msg, now)
+            # alives dominate a forming cluster, pings and acks a formed one: skip the
+            # dispatch for them
+            tp = type(msg)
+            if tp is Alive:
+                self._members.on_alive(msg, now)  # type: ignore[arg-type]
+            elif tp is Ack:
+                self._prober.on_ack(msg, now)  # type: ignore[arg-type]
+            elif tp is Ping:
+                self._prober.on_ping(msg, pkt.source)  # type: ignore[arg-type]
             else:
                 self._on_message(msg, pkt.source, now)
 

@@ -84,6 +84,10 @@ class Gossip:
         """``encodeAndSendMsg``: one message with as many broadcasts piggybacked as fit.
         v0.2.2's sendMsg passes no node, so no CRC on pings, acks, nacks (WIRE.md §5.1)."""
         part, n = self._net.codec.encode_part(msg)
+        if not len(self.queue) and self._hooks.get_broadcasts is None:
+            # nothing to piggyback (most pings and acks of a quiet cluster)
+            self._net.send(dest, [part], [n], crc=False)
+            return
         avail = self.config.udp_buffer_size - n - COMPOUND_HEADER_OVERHEAD
         avail -= self._net.wire.packet_overhead()
         bcasts = self.piggyback(COMPOUND_PART_OVERHEAD, avail, COMPOUND_MAX_PARTS - 1)

@@ -17,6 +17,7 @@ from swimpy.core.delegate import Hooks
 from swimpy.core.lifeguard import Awareness, Suspicion, expected_confirmations, suspicion_timeout
 from swimpy.core.member import EventKind, Member, State
 from swimpy.core.outbox import Outbox
+from swimpy.core.table import MemberBase, MemberTable, ProbeOrder
 from swimpy.core.timers import SuspicionTimeout
 from swimpy.profiles import Config
 from swimpy.wire.messages import Alive, Dead, PacketMessage, Suspect
@@ -67,7 +68,11 @@ class RemoteEntry(Protocol):
 
 class Members:
     """The table of one engine: records by name, the probe order, open suspicions, our
-    incarnation. ``version`` changes whenever a record changes (snapshots cache on it)."""
+    incarnation. ``version`` changes whenever a record changes (snapshots cache on it).
+
+    ``table`` may share most of its records with other engines' tables and ``order`` is
+    drawn as it goes instead of stored (see :mod:`swimpy.core.table`); both read like
+    memberlist's ``nodeMap`` and ``nodes``."""
 
     def __init__(
         self,
@@ -91,9 +96,10 @@ class Members:
         self._gossip = gossip
         self._retention = retention
         self._addresses = addresses
-        self.table: dict[str, Member] = {}
-        #: probe order (memberlist's ``nodes`` slice); every table entry is in it once
-        self.order: list[str] = []
+        self.table = MemberTable()
+        #: probe order (memberlist's ``nodes`` slice and ``probeIndex``): every table
+        #: entry once per round
+        self.order = ProbeOrder(self.table, rng)
         self.suspicions: dict[str, Suspicion] = {}
         self._suspicion_generation = 0
         self.incarnation = 0
@@ -114,7 +120,7 @@ class Members:
     @property
     def num_nodes(self) -> int:
         """memberlist's ``numNodes``: every entry of the table, self, dead and left included."""
-        return len(self.order)
+        return self.table.size
 
     def any_alive_peer(self) -> bool:
         """memberlist ``anyAlive``: a peer that is neither dead nor left (suspect counts)."""
@@ -124,75 +130,38 @@ class Members:
         )
 
     def k_random(self, k: int, ok: Callable[[Member], bool]) -> list[Member]:
-        """``kRandomNodes``; [UPSTREAM v0.6.0] exhaustive shuffle when n < 3k."""
-        n = len(self.order)
-        if k <= 0 or n == 0:
-            return []
-        out: list[Member] = []
-        table = self.table
-        order = self.order
-        if n < 3 * k:
-            idx = list(range(n))
-            self._rng.shuffle(idx)
-            for i in idx:
-                m = table[order[i]]
-                if ok(m):
-                    out.append(m)
-                    if len(out) >= k:
-                        break
-            return out
-        seen: set[str] = set()
-        rand = self._rng.randrange
-        for _ in range(3 * n):
-            m = table[order[rand(n)]]
-            if m.name in seen or not ok(m):
-                continue
-            seen.add(m.name)
-            out.append(m)
-            if len(out) >= k:
-                break
-        return out
+        """``kRandomNodes``; [UPSTREAM v0.6.0] exhaustive shuffle when n < 3k (see
+        :meth:`MemberTable.k_random`)."""
+        return self.table.k_random(k, ok, self._rng)
 
     def _set(self, m: Member) -> None:
-        self.table[m.name] = m
+        self.table.set(m)
         self.version += 1
 
     # ------------------------------------------------------------------ table upkeep
 
-    def bootstrap(self, records: Iterable[Member]) -> None:
+    def bootstrap(self, records: Iterable[Member] | MemberBase) -> None:
         """Pre-fill the table as if the cluster had converged (see ``Engine.bootstrap_members``)."""
-        me = self.name
-        recs = [m for m in records if m.name != me]
-        names = [m.name for m in recs]
-        table = self.table
-        before = len(table)
-        table.update(zip(names, recs, strict=True))
-        if len(table) != before + len(names):
-            raise ValueError(
-                "bootstrap_members: a member name is listed twice (or was already in the "
-                "table); list each member once and call this once, before start()"
-            )
-        self.order.extend(names)
-        self._rng.shuffle(self.order)
+        base = records if isinstance(records, MemberBase) else MemberBase(records)
+        self.table.bootstrap(base, without=self.name)
+        self.order.restart()
         self.version += 1
 
     def reset_nodes(self, now: float) -> None:
         """``resetNodes``: forget dead [UPSTREAM v0.3.1: and left] members past
-        GossipToTheDeadTime, then shuffle the probe order."""
+        GossipToTheDeadTime, then start a new round of the probe order (a new shuffle)."""
         gttd = self.config.gossip_to_the_dead_time
-        keep = []
-        table = self.table
-        for name in self.order:
-            m = table[name]
-            if m.state in (State.DEAD, State.LEFT) and now - m.state_change > gttd:
-                del table[name]
+
+        def forget(m: Member) -> bool:
+            return m.state in (State.DEAD, State.LEFT) and now - m.state_change > gttd
+
+        reaped = self.table.reap(forget)
+        if reaped:
+            for name in reaped:
                 self.suspicions.pop(name, None)
-                self._out.stats["reaped_from_table"] += 1
-                self.version += 1
-                continue
-            keep.append(name)
-        self.order = keep
-        self._rng.shuffle(self.order)
+            self._out.stats["reaped_from_table"] += len(reaped)
+            self.version += len(reaped)
+        self.order.restart()
 
     # ------------------------------------------------------------------ alive
 
@@ -298,14 +267,10 @@ class Members:
             self._out.drop("cidr", f"alive for {a.node!r} at {host} outside cidrs_allowed")
             return None
         # New members start dead and turn alive in _record_alive, so the first alive is a
-        # join; they go to a random position of the probe order (swap with a random index).
+        # join; they go to a random position of the probe order.
         m = Member(a.node, host, port, a.meta, 0, State.DEAD, now, a.vsn, a.addr)
         self._set(m)
-        order = self.order
-        order.append(a.node)
-        n = len(order)
-        j = self._rng.randrange(n)
-        order[n - 1], order[j] = order[j], order[n - 1]
+        self.order.added(a.node)
         return m
 
     def _address_change(

@@ -79,6 +79,8 @@ class Net:
         self.codec = codec
         self._nonce = nonce
         self._addresses = addresses
+        #: cidrs_allowed is set (without it every source is allowed: skip the call)
+        self._filtering = bool(config.cidrs_allowed)
         keyring = Keyring(list(config.secret_keys)) if config.secret_keys else None
         self.wire = WireOptions(
             keyring=keyring,
@@ -135,7 +137,7 @@ class Net:
         """The messages of a datagram, or None if it was dropped."""
         stats = self._out.stats
         stats["packets_received"] += 1
-        if not self._addresses.allows(pkt.source[0]):
+        if self._filtering and not self._addresses.allows(pkt.source[0]):
             self._out.drop("cidr", f"packet from {pkt.source[0]} outside cidrs_allowed")
             return None
         codec = self.codec

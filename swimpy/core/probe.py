@@ -74,7 +74,6 @@ class Prober:
         self._port = port
         self._name = config.name
         self._seq = 0
-        self._index = 0
         self._acks: dict[int, _Probe | _Relay] = {}
         self._probe: _Probe | None = None
         self._tick_at = 0.0
@@ -116,18 +115,17 @@ class Prober:
     def _probe_next(self, now: float) -> None:
         """``probe()``: one probe per tick over a shuffled round-robin (LIFEGUARD §3)."""
         members = self._members
+        order = members.order
         num_check = 0
         while True:
-            n = len(members.order)
-            if num_check >= n:
+            if num_check >= members.num_nodes:
                 return
-            if self._index >= n:
+            m = order.next()
+            if m is None:
+                # the round is over (memberlist: probeIndex >= len(nodes))
                 members.reset_nodes(now)
-                self._index = 0
                 num_check += 1
                 continue
-            m = members.table[members.order[self._index]]
-            self._index += 1
             if m.name == self._name or m.state in (State.DEAD, State.LEFT):
                 num_check += 1
                 continue
@@ -139,7 +137,7 @@ class Prober:
     def _probe_node(self, m: Member, now: float) -> None:
         c = self.config
         interval = self._awareness.scale_timeout(c.probe_interval)
-        seq = self._next_seq()
+        self._seq = seq = (self._seq + 1) & _U32
         probe = _Probe(seq, m, now, now + interval)
         self._probe = probe
         self._acks[seq] = probe
@@ -154,8 +152,11 @@ class Prober:
                 Suspect(m.incarnation, m.name, self._name)
             )
             self._net.send(m.address, [p1, p2], [n1, n2], crc=m.pmax >= CRC_MIN_PROTOCOL)
+        # One timer per probe at a time: ProbeEnd is set when ProbeTimeout fires without
+        # an ack (most probes are acked before it, and timers are never cancelled, so
+        # setting both up front would deliver a stale ProbeEnd for nearly every probe).
+        # The config keeps probe_timeout <= probe_interval <= the scaled deadline.
         self._out.timer(ProbeTimeout(seq), now + c.probe_timeout)
-        self._out.timer(ProbeEnd(seq), probe.deadline)
 
     def timeout(self, seq: int, now: float) -> None:
         """No direct ack within ProbeTimeout: indirect probes and the TCP fallback."""
@@ -163,6 +164,7 @@ class Prober:
         if p is None or p.seq != seq or p.done:
             return
         p.indirect = True
+        self._out.timer(ProbeEnd(seq), p.deadline)
         m = p.target
         me = self._name
         peers = self._members.k_random(
@@ -237,7 +239,8 @@ class Prober:
             self._out.actions.append(PingCompleted(h.target.name, now - h.sent, ack.payload))
         if self._probe is h:
             self._probe = None
-            self._run_pending_tick(now)
+            if self._tick_pending:
+                self._run_pending_tick(now)
 
     def on_nack(self, nack: Nack) -> None:
         h = self._acks.get(nack.seq_no)

@@ -49,9 +49,7 @@ class PushPullSync:
 
     def _local(self, join: bool) -> tuple[list[Member], bytes]:
         user = bytes(self._hooks.call("local_state", b"", join))
-        members = self._members
-        table = members.table
-        return [table[n] for n in members.order], user
+        return list(self._members.table.values()), user
 
     # ------------------------------------------------------------------ periodic
 

@@ -7,6 +7,55 @@ itself included). The cluster is converged when the sum is 0. Member events from
 engine (joined, dead, left) move single pairs in or out of views; starting, stopping and
 network changes recompute what they touch. Nothing here scans every table per event, so a
 10,000-member run costs no more per packet than a 10-member one.
+
+**False verdicts and partition verdicts.** A suspicion or death of a running member is
+*partition-caused* when the evidence behind it crossed a cut, and *false* otherwise. The
+network records when each pair was cut (:meth:`Network.cut_between`: were two members cut
+apart, in either direction, at some moment of a time window), and each verdict of observer
+``o`` on subject ``s`` at time ``t`` is judged on the evidence it rests on, over the window
+memberlist's timing gives that evidence:
+
+* **Its own failed probe** (a suspicion reached on a timer of ``o``'s). memberlist
+  ``probeNode`` suspects after one failed probe, no retries. The probe pings at ``t - I``,
+  with ``I = ProbeInterval * (health + 1)`` (Lifeguard's awareness at the probe's start);
+  ``ProbeTimeout`` lies *inside* that interval: when it passes, the indirect pings (through
+  ``k`` members, with nacks) and the TCP fallback go out, with the same deadline; the ack
+  handler expires at ``t = sent + I`` and the suspicion is raised then. So every packet of
+  the missed probe (ping, ack, indirect ping, relayed ping, ack and nack, the fallback's
+  SYN) was sent in ``[t - I, t]``, and the network decides whether a packet crosses a cut
+  when it is sent: the suspicion is partition-caused iff ``o`` and ``s`` were cut apart
+  at some moment of ``[t - I, t]``. (Not ``I + ProbeTimeout``: the timeout is part of the
+  interval.) ``o``'s health *when it suspects* bounds ``I`` from above: during a probe
+  the score only grows (the failed probe adds its missed nacks before suspecting; a
+  refutation adds one; the one decrease, an ack, ends the probe without a suspicion).
+  The old rule, a cut at ``t`` itself, is the window of length 0; it missed the common
+  case, a probe sent while the link was down that gives up after the heal.
+* **Another member's word** (a suspect or dead message in gossip, or a push/pull, from
+  member ``x``): it carries ``x``'s evidence, not ``o``'s, and is partition-caused iff
+  ``x``'s own verdict on ``s`` was, at that incarnation or a lower one (a member that
+  suspects ``s`` re-broadcasts others' suspicions of it as confirmations, with no event
+  of its own). The simulator tells who sent what a member was handling when it reached a
+  verdict; per member, the latest verdict on each subject is kept if partition-caused. So
+  a suspicion a rack member raised across the cut keeps being the partition's doing as it
+  floods the reachable majority after a heal, while the majority's own false suspicion of
+  a slow member stays false even if a rack member suspected the same incarnation across
+  the cut.
+* **A death** ends a suspicion that was not refuted in time: ``s`` had to hear that it was
+  suspected (gossip, or the buddy system on a probe) and its alive with a higher
+  incarnation had to reach ``o`` before the suspicion timeout (``SuspicionMult *
+  log10(n) * ProbeInterval``, up to ``SuspicionMaxTimeoutMult`` times that, shorter with
+  confirmations) or a dead message from another member. A death is partition-caused iff
+  the suspicion it concludes was (``o``'s own, or the sender's when it follows a dead
+  message), or ``o`` and ``s`` were cut apart at some moment from the earliest evidence
+  for a suspicion of ``s`` at that incarnation (the first probe that failed: its
+  suspicion's time minus its prober's ``I``) to the death: the refutation could have been
+  lost to that cut.
+
+Only the pair (observer, subject) is looked at: a probe's indirect pings matter only when
+its direct ping failed too, and a refutation only has to get from ``s`` to ``o``. Cost per
+verdict: a dict look-up, and one step per cut span overlapping the window (none in a run
+without partitions); memory: one entry per partition-caused verdict a member holds, and
+one time per suspected (subject, incarnation).
 """
 
 from __future__ import annotations
@@ -36,14 +85,31 @@ class Watch:
     open: bool = True
     #: the member was started again (before everyone knew, if ``all_done`` is None)
     restarted: float | None = None
+    #: observers that dropped the subject with a verdict (dead, or left)
+    verdicts: int = 0
+
+    def settle(self, t: float) -> None:
+        """``all_done`` once nobody who saw the subject still has it, if somebody detected
+        it: when the last observers stop without a verdict, nobody was left to detect it,
+        and there is no time to report (see :attr:`applicable`)."""
+        if self.all_done is None and not self.pending and self.verdicts:
+            self.all_done = t
+
+    @property
+    def applicable(self) -> bool:
+        """False when nobody had the subject to detect it (a 1-member cluster, or every
+        observer stopped first): not a detection that never came, and no time at all."""
+        return self.verdicts > 0 or bool(self.pending)
 
     def as_json(self) -> dict[str, Any]:
         def rel(x: float | None) -> float | None:
             return None if x is None else round(x - self.at, 6)
 
+        out: dict[str, Any]
         if self.kind == "crash":
             out = {
                 "kind": "crash",
+                "applicable": self.applicable,
                 "at_s": round(self.at, 6),
                 "first_suspect_s": rel(self.first_suspect),
                 "first_dead_s": rel(self.first_dead),
@@ -52,6 +118,7 @@ class Watch:
         else:
             out = {
                 "kind": "leave",
+                "applicable": self.applicable,
                 "at_s": round(self.at, 6),
                 "first_suspect_s": rel(self.first_suspect),
                 "first_left_s": rel(self.first_dead),
@@ -67,7 +134,11 @@ class Metrics:
 
     The engine calls the ``on_*`` hooks. ``in_view(o, s)`` asks member ``o``'s current
     table whether ``s`` is alive or suspect; ``reachable(o, s)`` asks the network;
-    ``cut()`` says whether any pair is currently unreachable.
+    ``cut()`` says whether any pair is currently unreachable. ``cut_between(o, s, t0, t1)``
+    says whether ``o`` and ``s`` were cut apart at some moment of ``[t0, t1]`` and
+    ``probe_window(o)`` bounds how long ``o``'s current probe ran (see the module's
+    docstring); without them a verdict is partition-caused only if the pair is cut at that
+    very moment.
     """
 
     def __init__(
@@ -78,6 +149,9 @@ class Metrics:
         view_of: Callable[[int], list[int]],
         reachable: Callable[[int, int], bool],
         cut: Callable[[], bool],
+        *,
+        cut_between: Callable[[int, int, float, float], bool] | None = None,
+        probe_window: Callable[[int], float] | None = None,
     ) -> None:
         self.n = n
         self.names = names
@@ -85,6 +159,10 @@ class Metrics:
         self._view_of = view_of
         self._reachable = reachable
         self._cut = cut
+        self._cut_between: Callable[[int, int, float, float], bool] = cut_between or (
+            lambda a, b, t0, t1: not reachable(a, b)
+        )
+        self._probe_window: Callable[[int], float] = probe_window or (lambda o: 0.0)
         self.active = [False] * n
         self.running = [False] * n
         self.active_set: set[int] = set()
@@ -100,10 +178,15 @@ class Metrics:
         self.false_deaths = 0
         self.partition_suspicions = 0
         self.partition_deaths = 0
-        #: (subject, incarnation) verdicts reached by an observer that could not reach the
-        #: subject: the same verdict arriving later anywhere is the partition's doing
-        self._cut_suspects: set[tuple[int, int]] = set()
-        self._cut_deaths: set[tuple[int, int]] = set()
+        #: per observer (None until it has one): subject -> incarnation of its latest
+        #: suspect or dead verdict on it, if partition-caused (what it passes on is, too).
+        #: Kept after the subject refutes (the incarnation no longer matches anything
+        #: new, and a message sent before may still be on its way); dropped when the
+        #: observer reaps the subject, reaches a false verdict on it, or restarts.
+        self._cut_verdicts: list[dict[int, int] | None] = [None] * n
+        #: (subject, incarnation) -> the earliest moment the evidence for a suspicion of it
+        #: dates from (a suspicion's time minus its suspecter's probe window)
+        self._evidence_from: dict[tuple[int, int], float] = {}
         self.member_seconds = 0.0
         self._ms_t = 0.0
         self._ms_n = 0
@@ -189,8 +272,7 @@ class Metrics:
         for w in self.watches:
             if w.all_done is None and s in w.pending:
                 w.pending.discard(s)
-                if not w.pending:
-                    w.all_done = t
+                w.settle(t)
         self._mark(t)
 
     def finish_bulk(self, t: float) -> None:
@@ -224,8 +306,7 @@ class Metrics:
                     for o in self.active_set
                     if o != s and self._reachable(o, s) and self._in_view(o, s)
                 }
-                if not w.pending:
-                    w.all_done = t
+                w.settle(t)
         self._mark(t)
 
     # ------------------------------------------------------------------ crash / leave
@@ -243,8 +324,7 @@ class Metrics:
         w.pending = {
             o for o in self.active_set if o != s and self._reachable(o, s) and self._in_view(o, s)
         }
-        if not w.pending:
-            w.all_done = t
+        # No observers: nothing to wait for, but no detection either (Watch.applicable).
         self.watches.append(w)
         self._open[s] = w
 
@@ -256,12 +336,21 @@ class Metrics:
 
     def restarted(self, t: float, s: int) -> None:
         self._close(s, t)
+        self._cut_verdicts[s] = None  # a new process, with an empty table
 
     # ------------------------------------------------------------------ member events
 
-    def member_event(self, t: float, o: int, s: int, kind: EventKind, inc: int) -> None:
+    def member_event(
+        self, t: float, o: int, s: int, kind: EventKind, inc: int, source: int = -1
+    ) -> None:
+        """Member ``o``'s view of ``s`` changed (``kind``, at incarnation ``inc``) while it
+        handled a message from member ``source`` (-1: a timer of its own, or a request)."""
         if self.bulk or not self.running[o]:
             return
+        if kind is EventKind.REAPED:
+            held = self._cut_verdicts[o]
+            if held is not None:
+                held.pop(s, None)  # forgotten: it has nothing left to pass on about ``s``
         active_o = self.active[o]
         if kind is EventKind.JOINED:
             if active_o:
@@ -287,13 +376,7 @@ class Metrics:
                     self.total -= 1
                 self._mark(t)
             if kind is EventKind.DEAD and self.running[s]:
-                if not self._reachable(o, s):
-                    self.partition_deaths += 1
-                    self._cut_deaths.add((s, inc))
-                elif (s, inc) in self._cut_deaths or (s, inc) in self._cut_suspects:
-                    self.partition_deaths += 1
-                else:
-                    self.false_deaths += 1
+                self._judge_death(t, o, s, inc, source)
             w = self._open.get(s)
             if w is not None:
                 if w.first_dead is None and (
@@ -301,22 +384,73 @@ class Metrics:
                     or (w.kind == "leave" and kind is EventKind.LEFT)
                 ):
                     w.first_dead = t
-                if w.all_done is None and o in w.pending:
+                w.verdicts += 1
+                if w.all_done is None:
                     w.pending.discard(o)
-                    if not w.pending:
-                        w.all_done = t
+                    w.settle(t)
         elif kind is EventKind.SUSPECT:
             if self.running[s]:
-                if not self._reachable(o, s):
-                    self.partition_suspicions += 1
-                    self._cut_suspects.add((s, inc))
-                elif (s, inc) in self._cut_suspects or (s, inc) in self._cut_deaths:
-                    self.partition_suspicions += 1
-                else:
-                    self.false_suspicions += 1
+                self._judge_suspicion(t, o, s, inc, source)
             w = self._open.get(s)
             if w is not None and w.first_suspect is None:
                 w.first_suspect = t
+
+    def _holds_cut_verdict(self, x: int, s: int, inc: int) -> bool:
+        """Whether what member ``x`` says about ``s`` at ``inc`` rests on a partition-caused
+        verdict of its own. At ``inc`` itself, or below: a member that suspects ``s``
+        passes on the suspicions of others at the same or a higher incarnation as
+        confirmations (memberlist re-broadcasts a confirming ``suspect``) without a new
+        event of its own; its own suspicion, what made it accept them, is what counts."""
+        held = self._cut_verdicts[x] if x >= 0 else None
+        if held is None:
+            return False
+        at = held.get(s)
+        return at is not None and at <= inc
+
+    def _verdict(self, o: int, s: int, inc: int, cut: bool) -> None:
+        """Remember whether ``o``'s verdict on ``s`` at ``inc`` is partition-caused."""
+        held = self._cut_verdicts[o]
+        if cut:
+            if held is None:
+                held = self._cut_verdicts[o] = {}
+            held[s] = inc
+        elif held is not None:
+            held.pop(s, None)
+
+    def _judge_suspicion(self, t: float, o: int, s: int, inc: int, source: int) -> None:
+        """``o`` suspects running member ``s`` at ``inc``: false or partition-caused."""
+        key = (s, inc)
+        since = t - self._probe_window(o)
+        first = self._evidence_from.get(key)
+        if first is None or since < first:
+            self._evidence_from[key] = since
+        if source >= 0:  # learnt from ``source``: its evidence
+            cut = self._holds_cut_verdict(source, s, inc)
+        else:  # its own probe ended without an ack
+            cut = self._cut_between(o, s, since, t)
+        if cut:
+            self.partition_suspicions += 1
+        else:
+            self.false_suspicions += 1
+        self._verdict(o, s, inc, cut)
+
+    def _judge_death(self, t: float, o: int, s: int, inc: int, source: int) -> None:
+        """``o`` declares running member ``s`` dead at ``inc``: false or partition-caused."""
+        held = self._cut_verdicts[o]
+        # its own suspicion of ``s`` at ``inc``, or the word of the member it followed
+        cut = (held is not None and held.get(s) == inc) or self._holds_cut_verdict(
+            source, s, inc
+        )
+        if not cut:
+            since = self._evidence_from.get((s, inc))
+            if since is None:  # no suspicion seen (a dead message about a restarted member)
+                since = t - self._probe_window(o)
+            cut = self._cut_between(o, s, since, t)
+        if cut:
+            self.partition_deaths += 1
+        else:
+            self.false_deaths += 1
+        self._verdict(o, s, inc, cut)
 
     # ------------------------------------------------------------------ results
 

@@ -7,6 +7,13 @@ starts or ends, so a packet costs one list lookup however many rules a scenario 
 
 All randomness comes from the one ``random.Random`` given to :class:`Network`; it is
 consumed in event order, so a seed fixes every latency, loss and duplicate.
+
+The network also remembers *when* links were cut (:meth:`Network.cut_between`), so the
+metrics can tell whether the evidence behind a verdict crossed a partition: every
+configuration with at least one blocked link is kept as a :class:`CutSpan` (its time span,
+the zone of every member, and the blocked zone pairs). A span is what the zone table
+already is, frozen at the change, so it costs one list of member zones per network change
+that blocks something, and nothing at all in a run without partitions.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 
 from swimpy.sim.scenario import LatencySpec, LinkSpec
 
-__all__ = ["LinkParams", "Network", "Partition", "make_sampler"]
+__all__ = ["CutSpan", "LinkParams", "Network", "Partition", "make_sampler"]
 
 Sampler = Callable[[], float]
 
@@ -72,14 +79,42 @@ class Partition:
     symmetric: bool
 
 
+@dataclass(slots=True)
+class CutSpan:
+    """A stretch of time during which the network's blocked links stayed the same.
+
+    From ``start`` to ``end`` (``math.inf`` while it lasts), the link from member ``a`` to
+    member ``b`` was blocked iff ``zone[a] * zones + zone[b]`` is in ``blocked``.
+    """
+
+    start: float
+    end: float
+    zone: list[int]
+    zones: int
+    blocked: frozenset[int]
+
+    def cuts(self, a: int, b: int) -> bool:
+        """Whether ``a`` -> ``b`` or ``b`` -> ``a`` was blocked during this span."""
+        za = self.zone[a]
+        zb = self.zone[b]
+        k = self.zones
+        blocked = self.blocked
+        return za * k + zb in blocked or zb * k + za in blocked
+
+
 class Network:
     def __init__(
         self,
         n: int,
         default: LinkSpec,
         rng: random.Random,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """``clock`` gives the current (virtual) time, to date the cuts (default: 0)."""
         self.n = n
+        self._clock: Callable[[], float] = clock or (lambda: 0.0)
+        #: the spans with a blocked link, oldest first (disjoint, in time order)
+        self._cut_spans: list[CutSpan] = []
         self.rng = rng
         self._default = default
         #: active link rules, in scenario order (later ones win), with resolved member sets
@@ -155,7 +190,8 @@ class Network:
                 uniq.append(s)
         ids: dict[tuple[bool, ...], int] = {}
         reps: list[int] = []
-        zone = self.zone
+        # a new list, not an update in place: a closed CutSpan keeps the old one
+        zone = [0] * self.n
         for i in range(self.n):
             sig = tuple(i in s for s in uniq)
             z = ids.get(sig)
@@ -164,9 +200,56 @@ class Network:
                 ids[sig] = z
                 reps.append(i)
             zone[i] = z
+        self.zone = zone
         self._zones = max(1, len(reps))
         self._reps = reps or [0]
         self._table = [None] * (self._zones * self._zones)
+        self._log_cuts()
+
+    def _may_block(self) -> bool:
+        """Cheap pre-check: could any link be blocked (a partition, or a total loss)?"""
+        if self._partitions or (self._default.loss or 0.0) >= 1.0:
+            return True
+        return any(r.loss is not None and r.loss >= 1.0 for _, r, _, _ in self._rules)
+
+    def _log_cuts(self) -> None:
+        """Close the current cut span and open a new one if some link is blocked now."""
+        t = self._clock()
+        spans = self._cut_spans
+        if spans and spans[-1].end == math.inf:
+            spans[-1].end = t
+        if not self._may_block():
+            return
+        z = self._zones
+        blocked = frozenset(
+            i * z + j
+            for i in range(z)
+            for j in range(z)
+            if (p := self._params_for(i, j)).blocked or p.loss >= 1.0
+        )
+        if blocked:
+            spans.append(CutSpan(t, math.inf, self.zone, z, blocked))
+
+    def cut_between(self, a: int, b: int, t0: float, t1: float) -> bool:
+        """Whether ``a`` and ``b`` were cut apart (either direction blocked: a probe needs
+        both) at some moment between ``t0`` and ``t1``, both included.
+
+        Costs one step per cut span that ended at or after ``t0``: network changes are
+        few, and spans that ended before ``t0`` are never looked at.
+        """
+        if a == b:
+            return False
+        for span in reversed(self._cut_spans):
+            if span.end < t0:
+                break
+            if span.start <= t1 and span.cuts(a, b):
+                return True
+        return False
+
+    @property
+    def cut_spans(self) -> list[CutSpan]:
+        """Every span with a blocked link so far, oldest first."""
+        return list(self._cut_spans)
 
     def _sampler(self, spec: LatencySpec) -> Sampler:
         s = self._samplers.get(spec)

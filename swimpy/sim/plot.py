@@ -2,14 +2,24 @@
 
 :func:`plot` takes the result of :func:`swimpy.sim.run` made with ``timeline=True`` (one
 run, or ``{"runs": [...]}``) and writes a PNG or SVG, chosen by the file's extension.
+:func:`check_plot_path` says beforehand whether it could (the command line calls it before
+a run, so that a long run is not lost to a typo in the plot's name).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PlotError", "plot"]
+__all__ = ["SUFFIXES", "PlotError", "check_plot_path", "plot"]
+
+#: the file types :func:`plot` writes, by extension
+SUFFIXES = (".png", ".svg")
+
+_NEEDS_MATPLOTLIB = (
+    "plotting needs matplotlib: pip install 'swimpy[plot]' (or pip install matplotlib)"
+)
 
 
 class PlotError(RuntimeError):
@@ -27,11 +37,30 @@ def _runs(result: dict[str, Any]) -> list[dict[str, Any]]:
     return runs
 
 
-def plot(result: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:
-    """Write the convergence plot of ``result`` to ``path`` (.png or .svg)."""
-    out = Path(path)
-    if out.suffix.lower() not in (".png", ".svg"):
+def _check_name(out: Path) -> None:
+    if out.suffix.lower() not in SUFFIXES:
         raise PlotError(f"{out}: expected a .png or .svg file name")
+    if not out.parent.is_dir():
+        what = "is not a directory" if out.parent.exists() else "does not exist"
+        raise PlotError(f"{out}: the directory {out.parent} {what} (it is not created)")
+
+
+def check_plot_path(path: str | Path) -> Path:
+    """Check, before a run, that :func:`plot` can write ``path``: a ``.png`` or ``.svg``
+    name in a directory that exists, and matplotlib installed. Raises :class:`PlotError`
+    (a message starting with the path); returns the path."""
+    out = Path(path)
+    _check_name(out)
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PlotError(f"{out}: {_NEEDS_MATPLOTLIB}")
+    return out
+
+
+def plot(result: dict[str, Any], path: str | Path, *, title: str | None = None) -> Path:
+    """Write the convergence plot of ``result`` to ``path`` (.png or .svg). The directory
+    must exist: a missing one is an error, never created."""
+    out = Path(path)
+    _check_name(out)
     runs = _runs(result)
     try:
         import matplotlib
@@ -39,9 +68,7 @@ def plot(result: dict[str, Any], path: str | Path, *, title: str | None = None) 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise PlotError(
-            "plotting needs matplotlib: pip install 'swimpy[plot]' (or pip install matplotlib)"
-        ) from None
+        raise PlotError(_NEEDS_MATPLOTLIB) from None
 
     fig, (ax1, ax2) = plt.subplots(
         2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
@@ -83,7 +110,6 @@ def plot(result: dict[str, Any], path: str | Path, *, title: str | None = None) 
     ax1.grid(alpha=0.3)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Fixed metadata so that the same result gives the same file.
     meta: dict[str, Any] = {"Software": None} if out.suffix.lower() == ".png" else {"Date": None}
     fig.savefig(out, dpi=110, metadata=meta)

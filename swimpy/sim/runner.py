@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
 from swimpy.sim.scenario import Scenario, load_scenario
 from swimpy.sim.simulation import Simulation
 
@@ -29,7 +31,8 @@ SUMMARY_METRICS = (
     "bytes_per_node_per_s",
     "wall_seconds",
 )
-#: Per-detection numbers, pooled over every crashed / leaving member of every run.
+#: Per-detection numbers, pooled over every crashed / leaving member of every run (except
+#: those nobody was left to detect: ``"applicable": false``).
 DETECTION_METRICS = ("first_suspect_s", "first_dead_s", "all_dead_s", "first_left_s", "all_left_s")
 
 
@@ -53,6 +56,8 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for k in SUMMARY_METRICS:
             pools[k].append(r.get(k))
         for d in r.get("detections", {}).values():
+            if d.get("applicable") is False:
+                continue  # nobody could detect it: neither a time nor a "never"
             for k in DETECTION_METRICS:
                 if k in d:
                     pools[k].append(d[k])
@@ -70,41 +75,52 @@ def summarize(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+class _Bar(tqdm):  # type: ignore[misc]
+    """tqdm without its monitor thread: the simulator runs no threads (the layering test)."""
+
+    monitor_interval = 0
+
+
 class Progress:
-    """A one-line progress bar on stderr, redrawn at most five times a second."""
+    """A one-line progress bar on stderr (tqdm), redrawn at most five times a second:
+    simulated seconds done over all runs, the run, elapsed time, ETA and the speed in
+    simulated seconds per wall-clock second."""
 
     def __init__(self, label: str, runs: int, stream: TextIO | None = None) -> None:
         self.label = label
         self.runs = runs
         self.stream = stream or sys.stderr
         self.run_index = 0
-        self._t0 = time.perf_counter()
-        self._last = 0.0
-        self._width = 30
+        self._bar: Any = None
 
     def start_run(self, index: int) -> None:
         self.run_index = index
+        if self._bar is not None and self.runs > 1:
+            self._bar.set_postfix_str(f"run {index + 1}/{self.runs}", refresh=False)
 
     def __call__(self, sim_t: float, end: float) -> None:
-        now = time.perf_counter()
-        if now - self._last < 0.2 and sim_t < end:
-            return
-        self._last = now
-        done = (self.run_index + sim_t / end) / self.runs if end > 0 else 1.0
-        filled = int(done * self._width)
-        elapsed = now - self._t0
-        eta = elapsed / done - elapsed if done > 0 else 0.0
-        runs = f" run {self.run_index + 1}/{self.runs}" if self.runs > 1 else ""
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (self._width - filled)}] "
-            f"{done * 100:5.1f}%{runs} sim {sim_t:.0f}/{end:.0f} s "
-            f"wall {elapsed:.1f} s eta {eta:.0f} s "
-        )
-        self.stream.flush()
+        if self._bar is None:
+            self._bar = _Bar(
+                total=end * self.runs,
+                desc=self.label,
+                file=self.stream,
+                ascii=".#",
+                mininterval=0.2,
+                unit=" sim s",
+                bar_format="{desc} [{bar:30}] {percentage:5.1f}%{postfix} sim {n:.0f}/"
+                "{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}]",
+                postfix=f"run {self.run_index + 1}/{self.runs}" if self.runs > 1 else None,
+            )
+        done = self.run_index * end + min(sim_t, end)
+        if done > self._bar.n:
+            self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _resolve(scenario: str | Path | Scenario) -> Scenario:

@@ -76,6 +76,10 @@ class ScenarioError(ValueError):
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
+def _members(n: int) -> str:
+    return "1 member" if n == 1 else f"{n} members"
+
+
 def _dotted(path: KeyPath) -> str:
     out = ""
     for p in path:
@@ -139,9 +143,13 @@ class LinkSpec:
 class GroupSpec:
     """Members chosen by position in the cluster, independent of its size.
 
-    Either a fraction range ``[start, end)`` of the member list, or ``count`` members from
-    fraction ``offset`` on (``offset`` None = the last ``count`` members). A non-empty
-    fraction range always selects at least one member.
+    Either a fraction range ``[start, end)`` of the member list (members
+    ``round(start * n)`` to ``round(end * n) - 1``; a non-empty range always selects at
+    least one member), or ``count`` consecutive members: the last ``count`` members when
+    ``offset`` is None, else the ``count`` members starting at index
+    ``round(offset * n)`` (``offset`` is the fraction of the cluster that comes before
+    the group). A ``count`` group must fit in the cluster: :meth:`resolve` raises
+    ``ValueError`` rather than shrink or shift it.
     """
 
     start: float = 0.0
@@ -153,8 +161,15 @@ class GroupSpec:
         if n <= 0:
             return ()
         if self.count is not None:
-            k = min(self.count, n)
-            first = n - k if self.offset is None else min(round(self.offset * n), n - k)
+            k = self.count
+            if k > n:
+                raise ValueError(f"count = {k}, but the cluster has only {_members(n)}")
+            first = n - k if self.offset is None else round(self.offset * n)
+            if first + k > n:
+                raise ValueError(
+                    f"count = {k} from offset = {self.offset:g} is members {first}..{first + k - 1}"
+                    f", past the last member ({n - 1}) of {_members(n)}"
+                )
             return tuple(range(first, first + k))
         lo = round(self.start * n)
         hi = round(self.end * n)
@@ -228,6 +243,9 @@ class Scenario:
     links: tuple[LinkSpec, ...] = ()
     events: tuple[EventSpec, ...] = ()
     sample_interval: float | None = None
+    #: 1-based lines of keys in the file (``events[3].node``, ``groups.victim``), for the
+    #: errors found after parsing (:meth:`check_members` after a ``nodes`` override)
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def with_overrides(
         self,
@@ -243,6 +261,8 @@ class Scenario:
             if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
                 raise ScenarioError(self.source, "nodes", f"{nodes!r}: expected an int >= 1")
             s = replace(s, nodes=nodes)
+            if nodes != self.nodes:
+                s.check_members(f"resized from the file's nodes = {self.nodes}")
         if profile is not None:
             if profile not in PROFILES:
                 raise ScenarioError(
@@ -261,6 +281,73 @@ class Scenario:
                 )
             s = replace(s, fidelity=fidelity)
         return s
+
+    def _error(self, key: str, message: str) -> ScenarioError:
+        """An error about ``key``, on its line in the file when the parser recorded it
+        (else the line of the nearest enclosing key: ``events[3]``, ``groups``)."""
+        k = key
+        line = self.lines.get(k)
+        while line is None:
+            parent = re.sub(r"(\.[^.\[\]]*|\[\d+\])$", "", k)
+            if parent == k:
+                break
+            k = parent
+            line = self.lines.get(k)
+        return ScenarioError(self.source, key, message, line=line)
+
+    def check_members(self, note: str = "") -> None:
+        """Refuse what this cluster size cannot do, before anything runs: a ``count``
+        group that does not fit in the cluster, an event's ``node`` outside it, an event's
+        ``count`` larger than the members it picks from. Nothing is ever shrunk to fit.
+        ``note`` says why the cluster has this size (added to the message)."""
+        n = self.nodes
+        why = f" ({note})" if note else ""
+        sizes: dict[str, int] = {}
+        for name, g in self.groups.items():
+            try:
+                sizes[name] = len(g.resolve(n))
+            except ValueError as exc:
+                raise self._error(f"groups.{name}", f"{exc}{why}") from None
+        for ev in self.events:
+            key = f"events[{ev.index}]"
+            if ev.node is not None:
+                if not -n <= ev.node < n:
+                    raise self._error(
+                        f"{key}.node",
+                        f"{ev.node} is not a member index of a {n}-member cluster{why}: "
+                        f"expected 0..{n - 1}, or {-n}..-1 counting from the end",
+                    )
+                size, what = 1, f"node = {ev.node}"
+            elif ev.group is not None:
+                size = n if ev.group in ("*", "all") else sizes[ev.group]
+                what = f"group {ev.group!r}"
+            else:
+                continue
+            if ev.count is not None and ev.count > size:
+                raise self._error(
+                    f"{key}.count",
+                    f"count = {ev.count}, but {what} has only {_members(size)} "
+                    f"in a {n}-member cluster{why}",
+                )
+
+    def cut_short(self) -> list[str]:
+        """What the run's ``duration`` leaves out (after a ``duration`` override: the file
+        itself is checked): events after the end, and ``until`` times past it."""
+        out: list[str] = []
+        end = self.duration
+        for ev in self.events:
+            if ev.at > end:
+                out.append(f"events[{ev.index}] ({ev.action} at {ev.at:g} s) does not happen")
+            elif ev.until is not None and ev.until > end:
+                out.append(
+                    f"events[{ev.index}] ({ev.action} until {ev.until:g} s) is cut off at the end"
+                )
+        for k, rule in enumerate(self.links):
+            if rule.at is not None and rule.at > end:
+                out.append(f"links[{k}] (at {rule.at:g} s) does not happen")
+            elif rule.until is not None and rule.until > end:
+                out.append(f"links[{k}] (until {rule.until:g} s) is cut off at the end")
+        return out
 
     def base_config(self) -> Config:
         """The profile with the scenario's ``[config]`` overrides (no name or port yet)."""
@@ -627,6 +714,12 @@ class _Parser:
             raise self.error((*path, "node"), "give either group or node, not both")
         if "count" in t:
             kw["count"] = self.integer(t["count"], (*path, "count"), 1)
+            if "node" in kw and kw["count"] != 1:
+                raise self.error(
+                    (*path, "count"),
+                    f"{kw['count']!r}: node = {kw['node']} is one member; use a group to pick "
+                    "several at random",
+                )
         if "seeds" in t:
             kw["seeds"] = self.integer(t["seeds"], (*path, "seeds"), 1)
         if "timeout" in t:
@@ -776,16 +869,42 @@ class _Parser:
             self.event(self.table(t, ("events", i)), i, ("events", i), groups)
             for i, t in enumerate(events)
         ]
+        end = kw["duration"]
         for e in evs:
-            if e.at > kw["duration"]:
-                raise self.error(
-                    ("events", e.index, "at"),
-                    f"{e.at:g} s is after the end of the run (duration = {kw['duration']:g} s)",
-                )
+            for key, when in (("at", e.at), ("until", e.until)):
+                if when is not None and when > end:
+                    raise self.error(
+                        ("events", e.index, key),
+                        f"{when:g} s is after the end of the run (duration = {end:g} s)",
+                    )
+        for j, rule in enumerate(kw["links"]):
+            for key, when in (("at", rule.at), ("until", rule.until)):
+                if when is not None and when > end:
+                    raise self.error(
+                        ("links", j, key),
+                        f"{when:g} s is after the end of the run (duration = {end:g} s)",
+                    )
         kw["events"] = tuple(evs)
+        kw["lines"] = self._key_lines(groups, evs)
         scen = Scenario(source=self.source, **kw)
         scen.base_config()  # validate the [config] overrides now (line added by the caller)
+        scen.check_members()  # member indices and counts against the cluster size
         return scen
+
+    def _key_lines(
+        self, groups: Mapping[str, GroupSpec], events: Sequence[EventSpec]
+    ) -> dict[str, int]:
+        """Lines of the keys :meth:`Scenario.check_members` may complain about."""
+        paths: list[KeyPath] = [("groups",), *(("groups", g) for g in groups)]
+        for e in events:
+            paths.append(("events", e.index))
+            paths += [("events", e.index, k) for k in ("group", "node", "count")]
+        out: dict[str, int] = {}
+        for p in paths:
+            line = self._line_of(p)
+            if line is not None:
+                out[_dotted(p)] = line
+        return out
 
 
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:

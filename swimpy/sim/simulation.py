@@ -35,6 +35,7 @@ from swimpy.core import (
     LeaveCompleted,
     LeaveRequested,
     Member,
+    MemberBase,
     MemberEvent,
     ObjectCodec,
     OpenStream,
@@ -56,7 +57,7 @@ from swimpy.core.inputs import Input
 from swimpy.profiles import Config
 from swimpy.sim.metrics import Metrics
 from swimpy.sim.network import Network, Partition
-from swimpy.sim.scenario import EventSpec, LinkSpec, Scenario, ScenarioError
+from swimpy.sim.scenario import EventSpec, LinkSpec, Scenario
 from swimpy.testing import Connections
 from swimpy.wire.constants import MAX_PUSH_STATE_BYTES
 
@@ -123,6 +124,9 @@ class Simulation:
         timeline: bool = False,
     ) -> None:
         sc = scenario if fidelity is None else scenario.with_overrides(fidelity=fidelity)
+        # Member indices and counts against the cluster size, before anything is built (a
+        # parsed file is checked already; a Scenario built in Python is checked here).
+        sc.check_members()
         self.scenario = sc
         self.seed = sc.seed if seed is None else seed
         self.fidelity = sc.fidelity
@@ -151,7 +155,7 @@ class Simulation:
             reorder=sc.reorder,
             reorder_delay=sc.reorder_delay,
         )
-        self.net = Network(n, default, self._net_rng)
+        self.net = Network(n, default, self._net_rng, clock=lambda: self.now)
         self.nodes: list[Engine | None] = [None] * n
         #: one object codec for the whole run: its size cache serves every engine
         self._codec = ObjectCodec()
@@ -191,11 +195,18 @@ class Simulation:
             self._view_of,
             self.net.reachable,
             lambda: self._cut,
+            cut_between=self.net.cut_between,
+            probe_window=self._probe_window,
         )
         self._cut = False
+        #: the member whose message is being handled (-1: a timer, a request, an action);
+        #: a verdict reached meanwhile rests on that member's evidence (see metrics)
+        self._source = -1
         self._groups: dict[str, tuple[int, ...]] = {
             g: sc.members_of(g) for g in sc.groups
         }
+        #: one record per scenario event carried out: which members it picked
+        self.picks: list[dict[str, Any]] = []
         self._setup()
 
     # ================================================================== setup
@@ -255,7 +266,7 @@ class Simulation:
                     bytes(int(x) for x in ip.split(".")),
                 )
             )
-        shared = tuple(records)
+        shared = MemberBase(records)
         self.metrics.bulk = True
         for i in starting:
             node = self._new_node(i, t)
@@ -436,20 +447,46 @@ class Simulation:
     def call_at(self, t: float, fn: Callable[..., None], *args: Any) -> None:
         heapq.heappush(self._heap, (t, next(self._seq), K_CALL, -1, args, fn))
 
+    def members_text(self, members: Iterable[int]) -> list[str]:
+        """Members by name, runs of three or more consecutive ones as ``first..last``:
+        ``["node-000..node-009", "node-012"]`` (short even for half of 10,000 members)."""
+        out: list[str] = []
+        xs = sorted(set(members))
+        k = 0
+        while k < len(xs):
+            j = k
+            while j + 1 < len(xs) and xs[j + 1] == xs[j] + 1:
+                j += 1
+            if j - k >= 2:
+                out.append(f"{self.names[xs[k]]}..{self.names[xs[j]]}")
+            else:
+                out += [self.names[x] for x in xs[k : j + 1]]
+            k = j + 1
+        return out
+
+    def _pick(self, ev: EventSpec, **fields: Any) -> None:
+        """Record what scenario event ``ev`` did now, for the result's ``events``."""
+        rec: dict[str, Any] = {"event": ev.index, "at_s": round(self.now, 6), "action": ev.action}
+        for key in ("group", "node", "count", "src", "dst", "id"):
+            value = getattr(ev, key)
+            if value is not None:
+                rec[{"src": "from", "dst": "to"}.get(key, key)] = value
+        if ev.between:
+            rec["between"] = list(ev.between)
+        rec.update(fields)
+        self.picks.append(rec)
+
     def _targets(self, ev: EventSpec, eligible: Callable[[int], bool]) -> list[int]:
-        if ev.node is not None:
-            if not -self.n <= ev.node < self.n:
-                raise ScenarioError(
-                    self.scenario.source,
-                    f"events[{ev.index}].node",
-                    f"{ev.node} is not a member index for {self.n} members",
-                )
-            cands = [ev.node % self.n]
-        else:
-            cands = list(self.group(ev.group or "all"))
+        # ev.node is in range: Scenario.check_members
+        cands = [ev.node % self.n] if ev.node is not None else list(self.group(ev.group or "all"))
         cands = [i for i in cands if eligible(i)]
+        n_eligible = len(cands)
         if ev.count is not None and ev.count < len(cands):
             cands = sorted(self._scen_rng.sample(cands, ev.count))
+        if ev.count is not None:
+            self._pick(ev, eligible=n_eligible, members=self.members_text(cands))
+        else:
+            self._pick(ev, members=self.members_text(cands))
         return cands
 
     def _scenario_event(self, ev: EventSpec) -> None:
@@ -472,6 +509,8 @@ class Simulation:
             else:
                 assert ev.src is not None and ev.dst is not None
                 ga, gb, sym = self.group(ev.src), self.group(ev.dst), False
+            rest = gb if gb is not None else sorted(set(range(self.n)) - set(ga))
+            self._pick(ev, sides=[self.members_text(ga), self.members_text(rest)])
             if a == "partition":
                 pid = self.partition(ga, gb, symmetric=sym, pid=ev.id)
                 if ev.until is not None:
@@ -486,6 +525,7 @@ class Simulation:
                     self.call_at(t_up, self.heal, pid)
                     t = t_up + ev.up
         elif a == "heal":
+            self._pick(ev)
             self.heal(ev.id)
         elif a == "starve":
             for i in self._targets(ev, lambda i: True):
@@ -496,6 +536,7 @@ class Simulation:
             for i in self._targets(ev, lambda i: True):
                 self.starve(i, 0.0)
         elif a == "churn":
+            self._pick(ev, members=self.members_text(self.group(ev.group or "all")))
             self._churn(ev)
 
     def _is_up(self, i: int) -> bool:
@@ -548,6 +589,7 @@ class Simulation:
             if kind == K_TIMER:
                 if epoch[target] != tag or not running[target]:
                     continue
+                self._source = -1
                 node = nodes[target]
                 assert node is not None
                 acts = node.handle(payload, t)
@@ -563,10 +605,12 @@ class Simulation:
                     self._flush_trace()
                 node = nodes[target]
                 assert node is not None
+                self._source = tag
                 acts = node.handle(payload, t)
                 if acts:
                     apply(target, acts, t)
             else:
+                self._source = -1
                 payload(*tag)
         self.events_processed += processed
         if t_end > self.now:
@@ -584,12 +628,14 @@ class Simulation:
         self._apply(i, acts, self.now)
         return rid, acts
 
-    def deliver(self, i: int, inp: Input, t: float, epoch: int) -> None:
-        """Hand ``inp`` to member ``i`` at ``t`` if process ``epoch`` is still running."""
+    def deliver(self, i: int, inp: Input, t: float, epoch: int, source: int = -1) -> None:
+        """Hand ``inp`` to member ``i`` at ``t`` if process ``epoch`` is still running
+        (``source``: the member that sent it, -1 for none)."""
         if self.epoch[i] != epoch or not self.running[i]:
             return
         node = self.nodes[i]
         assert node is not None
+        self._source = source
         acts = node.handle(inp, t)
         if acts:
             self._apply(i, acts, t)
@@ -705,7 +751,7 @@ class Simulation:
             self._inbound.close(sid)
             back = t + self.net.link(dst, st.dialer).latency()
             self.call_at(back, self._stream_ok, st, StreamSent(st.sid))
-        self.deliver(dst, inp, t, st.dest_epoch)
+        self.deliver(dst, inp, t, st.dest_epoch, st.dialer)
 
     def _reply_stream(self, i: int, a: ReplyStream, t: float) -> None:
         self.streams_sent += 1
@@ -732,7 +778,7 @@ class Simulation:
             return
         st.done = True
         self._stream_trace("R", st.dest, st.dialer, self.now)
-        self.deliver(st.dialer, resp, self.now, st.epoch)
+        self.deliver(st.dialer, resp, self.now, st.epoch, st.dest)
 
     def _stream_fail(self, st: _Stream, reason: str) -> None:
         if st.done:
@@ -758,7 +804,14 @@ class Simulation:
         self._trace.append(
             f"{int(t * 1e6 + 0.5)} m {o} {s} {_EVENT_CODE[kind]} {ev.member.incarnation}"
         )
-        self.metrics.member_event(t, o, s, kind, ev.member.incarnation)
+        self.metrics.member_event(t, o, s, kind, ev.member.incarnation, self._source)
+
+    def _probe_window(self, o: int) -> float:
+        """How long member ``o``'s probe that just ended can have run, at most: the probe
+        interval scaled by its health score (see :mod:`swimpy.sim.metrics`)."""
+        node = self.nodes[o]
+        score = node.health_score if node is not None else 0
+        return self.config_for(o).probe_interval * (score + 1)
 
     def _in_view(self, o: int, s: int) -> bool:
         node = self.nodes[o]
@@ -881,6 +934,8 @@ class Simulation:
             "last_disruption_s": round(m.last_disruption, 6),
             "converged_at_end": m.total == 0,
             "detections": m.detections(),
+            "groups": {g: self.members_text(ix) for g, ix in self._groups.items()},
+            "events": [dict(p) for p in self.picks],
             "false_suspicions": m.false_suspicions,
             "false_deaths": m.false_deaths,
             "partition_suspicions": m.partition_suspicions,

@@ -107,12 +107,26 @@ def message_size(msg: Message) -> int:
     for the probe and membership messages that dominate traffic; other types are encoded."""
     t = type(msg)
     if t is Ping:
+        # every probe sends one: the helpers inlined for the common case (short ASCII
+        # names, a sequence number below 2**32, every source field set)
         assert isinstance(msg, Ping)
-        n = 2 + 5 + raw_size(_name_len(msg.node)) + 6 + uint_size(msg.seq_no)
+        node, src, seq = msg.node, msg.source_node, msg.seq_no
+        if (node.isascii() and src.isascii() and len(node) < 32 and 0 < len(src) < 32
+                and msg.source_port and 0 < len(msg.source_addr) < 32
+                and seq <= 0xFFFFFFFF):
+            # 2 + 5 + (1 + len(node)) + 6 + uint(seq) + the three source entries
+            return (14 + len(node) + (1 if seq <= 0x7F else 2 if seq <= 0xFF else
+                                      3 if seq <= 0xFFFF else 5)
+                    + 12 + len(msg.source_addr) + 12 + len(src) + 11
+                    + uint_size(msg.source_port))
+        n = 2 + 5 + raw_size(_name_len(node)) + 6 + uint_size(seq)
         return n + _source_size(msg)
     if t is Ack:
         assert isinstance(msg, Ack)
-        return 2 + 8 + bytes_size(len(msg.payload)) + 6 + uint_size(msg.seq_no)
+        seq = msg.seq_no
+        if not msg.payload and seq <= 0xFFFFFFFF:
+            return 17 + (1 if seq <= 0x7F else 2 if seq <= 0xFF else 3 if seq <= 0xFFFF else 5)
+        return 2 + 8 + bytes_size(len(msg.payload)) + 6 + uint_size(seq)
     if t is Nack:
         assert isinstance(msg, Nack)
         return 2 + 6 + uint_size(msg.seq_no)

@@ -384,8 +384,7 @@ def test_failed_probe_sends_indirect_probes_and_tcp_fallback_then_suspects() -> 
         alive("d", port=8003),
         alive("e", port=8004),
     )
-    n._members.order = ["b", "self", "c", "d", "e"]
-    n._prober._index = 0
+    n._members.order.set_round(["b", "self", "c", "d", "e"])
     ping, _ = _probe_start(n, 2.0)
     assert ping.node == "b"
     acts = n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
@@ -406,8 +405,7 @@ def test_failed_probe_sends_indirect_probes_and_tcp_fallback_then_suspects() -> 
 def test_failed_probe_with_all_nacks_received_keeps_health() -> None:
     n = mk()
     feed(n, alive("b"), alive("c"))
-    n._members.order = ["b", "c", "self"]
-    n._prober._index = 0
+    n._members.order.set_round(["b", "c", "self"])
     ping, _ = _probe_start(n)
     n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     feed(n, Nack(ping.seq_no), now=2.8)
@@ -419,8 +417,7 @@ def test_failed_probe_with_all_nacks_received_keeps_health() -> None:
 def test_failed_probe_without_nack_capable_helpers_adds_one() -> None:
     n = mk()
     feed(n, alive("b"), alive("c", vsn=bytes([1, 3, 2, 2, 5, 4])))
-    n._members.order = ["b", "c", "self"]
-    n._prober._index = 0
+    n._members.order.set_round(["b", "c", "self"])
     ping, _ = _probe_start(n)
     acts = n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
     ind = [m for m in sent(acts) if isinstance(m, IndirectPing)]
@@ -460,18 +457,29 @@ def test_probe_deadline_is_scaled_by_health_score() -> None:
     feed(n, alive("b"))
     n._awareness.apply_delta(2)
     ping, acts = _probe_start(n, 2.0)
-    ends = timer_at(acts, ProbeEnd(ping.seq_no))
     timeouts = timer_at(acts, ProbeTimeout(ping.seq_no))
-    assert ends == [pytest.approx(5.0)]  # 1 s * (2 + 1)
     assert timeouts == [pytest.approx(2.5)]  # ProbeTimeout is not scaled
+    # ProbeEnd is set only once the direct window passed without an ack
+    assert timer_at(acts, ProbeEnd(ping.seq_no)) == []
+    acts = n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5)
+    assert timer_at(acts, ProbeEnd(ping.seq_no)) == [pytest.approx(5.0)]  # 1 s * (2 + 1)
+
+
+def test_acked_probe_leaves_no_probe_end_timer() -> None:
+    n = mk()
+    feed(n, alive("b"))
+    ping, acts = _probe_start(n, 2.0)
+    acts = feed(n, Ack(ping.seq_no), now=2.01)
+    assert timer_at(acts, ProbeEnd(ping.seq_no)) == []
+    # the stale ProbeTimeout is ignored
+    assert n.handle(TimerFired(ProbeTimeout(ping.seq_no)), 2.5) == []
 
 
 def test_probing_a_suspect_piggybacks_the_suspicion_buddy_system() -> None:
     n = mk()
     feed(n, alive("b"), alive("c"), alive("d"), alive("e"))
     feed(n, Suspect(1, "b", "c"))
-    n._members.order = ["b", "self", "c", "d", "e"]
-    n._prober._index = 0
+    n._members.order.set_round(["b", "self", "c", "d", "e"])
     acts = n.handle(TimerFired(ProbeTick()), 2.0)
     pkt = next(a for a in acts if isinstance(a, SendPacket))
     kinds = [type(m).__name__ for m in packet_messages(pkt)]
@@ -619,10 +627,10 @@ def test_dead_and_left_members_are_reaped_after_gossip_to_the_dead_time() -> Non
     feed(n, alive("b"), alive("c"), alive("d"))
     feed(n, Dead(1, "b", "x"), now=1.0)
     feed(n, Dead(1, "c", "c"), now=1.0)
-    n._prober._index = len(n._members.order)
+    n._members.order.set_round([])  # the round is over
     n._prober._probe_next(20.0)
     assert n.member("b") is not None
-    n._prober._index = len(n._members.order)
+    n._members.order.set_round([])  # the round is over
     n._prober._probe_next(40.0)
     assert n.member("b") is None and n.member("c") is None
     assert n.num_nodes == 2
@@ -822,8 +830,7 @@ def test_hostile_packets_never_raise_or_corrupt_the_table(packets: list[bytes]) 
 def _probe_b_of_two(node: Engine, now: float = 2.0) -> Ping:
     """Members b and c; the next probe goes to b. Returns the ping to b."""
     feed(node, alive("b", port=8001), alive("c", port=8002))
-    node._members.order = ["b", "c", "self"]
-    node._prober._index = 0
+    node._members.order.set_round(["b", "c", "self"])
     pings = [m for m in sent(node.handle(TimerFired(ProbeTick()), now)) if isinstance(m, Ping)]
     assert [p.node for p in pings] == ["b"]
     return pings[0]

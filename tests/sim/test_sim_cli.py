@@ -165,3 +165,107 @@ def test_help_does_not_import_the_simulator() -> None:
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, timeout=60)
     assert res.stdout.splitlines()[-1] == "[]"
+
+
+# ------------------------------------------------------------------ checked before the run
+
+
+def _no_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any simulation run fail the test: what is checked must be checked before."""
+    import swimpy.sim
+
+    def ran(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the simulation ran before the options were checked")
+
+    monkeypatch.setattr(swimpy.sim, "run", ran)
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "wanted"),
+    [
+        ("--json", "missing/r.json", "the directory {tmp}/missing does not exist"),
+        ("--plot", "missing/c.png", "the directory {tmp}/missing does not exist"),
+        ("--plot", "c.jpg", "expected a .png or .svg file name"),
+        ("--json", ".", "is a directory"),
+        ("--json", "file/r.json", "the directory {tmp}/file is not a directory"),
+    ],
+)
+def test_sim_checks_output_paths_before_running(
+    tmp_path: Path, option: str, name: str, wanted: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "file").write_text("")
+    _no_run(monkeypatch)
+    path = str(tmp_path / name)
+    assert swimpy(["sim", "crash", "--nodes", "5", option, path]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"swimpy sim: error: {option} {path}")
+    assert wanted.format(tmp=tmp_path) in err
+    assert not (tmp_path / "missing").exists(), "--plot/--json never create folders"
+
+
+def test_sim_refuses_plot_without_matplotlib_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    _no_run(monkeypatch)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert swimpy(["sim", "crash", "--plot", str(tmp_path / "c.png")]) == 2
+    err = capsys.readouterr().err
+    assert "needs matplotlib" in err and "swimpy[plot]" in err and err.count("\n") == 1
+
+
+def test_plot_does_not_create_missing_folders(tmp_path: Path) -> None:
+    from swimpy.sim.plot import PlotError, plot
+
+    target = tmp_path / "new" / "c.png"
+    with pytest.raises(PlotError, match="does not exist"):
+        plot({"timeline": {}}, target)
+    assert not target.parent.exists()
+
+
+def test_sim_refuses_an_index_beyond_a_smaller_cluster_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text('nodes = 10\n\n[[events]]\nat = "5s"\naction = "crash"\nnode = 7\n')
+    _no_run(monkeypatch)
+    assert swimpy(["sim", str(f), "--nodes", "5"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert f"{f}:6: events[0].node: 7 is not a member index of a 5-member cluster" in err
+    assert "resized from the file's nodes = 10" in err
+
+
+def test_sim_says_which_members_a_random_count_picked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    f = tmp_path / "s.toml"
+    f.write_text(
+        'nodes = 12\nduration = "20s"\n[groups]\nhalf = [0.5, 1.0]\n'
+        '[[events]]\nat = "5s"\naction = "crash"\ngroup = "half"\ncount = 2\n'
+    )
+    assert swimpy(["sim", str(f), "--seed", "4", "--json", "-"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["groups"] == {"half": ["node-006..node-011"]}
+    (pick,) = r["events"]
+    assert pick["group"] == "half" and pick["count"] == 2 and pick["eligible"] == 6
+    assert len(pick["members"]) == 2 and set(pick["members"]) == set(r["detections"])
+    assert swimpy(["sim", str(f), "--seed", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "groups: half = node-006..node-011" in text
+    assert f"5 s crash 2 at random of 6 eligible in group half: {', '.join(pick['members'])}" in text
+
+
+def test_sim_notes_what_a_shorter_duration_leaves_out(capsys: pytest.CaptureFixture[str]) -> None:
+    assert swimpy(["sim", "partition-half", "--nodes", "6", "--duration", "30s"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --duration 30s: events[0] (partition until 80 s) is cut off at the end" in err
+
+
+def test_sim_reports_a_one_member_crash_as_not_applicable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert swimpy(["sim", "crash", "--nodes", "1", "--duration", "20s"]) == 0
+    out = capsys.readouterr().out
+    assert "node-000 crashed at 10 s: not applicable" in out and "all dead" not in out

@@ -103,7 +103,7 @@ def test_converged_start_shares_immutable_member_records() -> None:
 
 def test_converged_members_probe_in_different_orders() -> None:
     sim = small()
-    orders = {tuple(n._members.order) for n in sim.nodes if n is not None}
+    orders = {tuple(n._members.order.next() for _ in range(4)) for n in sim.nodes if n}
     assert len(orders) > 1
 
 
@@ -316,3 +316,85 @@ def test_every_shipped_scenario_runs_when_scaled_down(name: str) -> None:
     r = run(small_sc, seed=1)
     assert r["simulated_seconds"] == small_sc.duration
     assert r["events_processed"] > 0
+
+
+# ------------------------------------------------------------------ nobody left to detect it
+
+
+def test_a_crash_nobody_can_detect_is_not_applicable_and_not_pooled() -> None:
+    # A 1-member cluster: its crash has no observer, so no detection time at all (it used
+    # to read "first dead never, all dead 0.000 s" and pool 0 into the summary).
+    one = load_scenario("crash").with_overrides(nodes=1, duration=20.0)
+    r = run(one, seed=1)
+    (d,) = r["detections"].values()
+    assert d["applicable"] is False
+    assert d["first_dead_s"] is None and d["all_dead_s"] is None
+    many = run(one, seed=1, runs=3)
+    for key in ("first_suspect_s", "first_dead_s", "all_dead_s"):
+        assert key not in many["summary"], "no pooled value, not even a 'never'"
+
+
+def test_a_crash_whose_observers_all_stop_first_is_not_applicable() -> None:
+    text = SMALL_CRASH.replace("nodes = 5", "nodes = 3") + (
+        '[[events]]\nat = "10.001s"\naction = "crash"\nnode = 0\n'
+        '[[events]]\nat = "10.002s"\naction = "crash"\nnode = 1\n'
+    )
+    r = run(parse_scenario(text), seed=1)
+    assert r["detections"]["node-002"]["applicable"] is False
+    assert r["detections"]["node-002"]["all_dead_s"] is None
+    # A crash that is detected stays applicable, with its times.
+    d = run(parse_scenario(SMALL_CRASH), seed=1)["detections"]["node-004"]
+    assert d["applicable"] is True and d["all_dead_s"] is not None
+
+
+def test_the_summary_pools_only_applicable_detections() -> None:
+    from swimpy.sim import summarize
+
+    det = {"kind": "crash", "at_s": 1.0, "first_suspect_s": 1.0, "first_dead_s": 5.0,
+           "all_dead_s": 6.0}
+    na = {**det, "applicable": False, "first_suspect_s": None, "first_dead_s": None,
+          "all_dead_s": None}
+    s = summarize([{"detections": {"a": {**det, "applicable": True}, "b": na}}])
+    assert s["all_dead_s"] == {"median": 6.0, "p99": 6.0, "n": 1, "nulls": 0}
+
+
+# ------------------------------------------------------------------ which members were picked
+
+
+def test_the_result_says_which_members_groups_and_random_counts_picked() -> None:
+    text = """
+nodes = 10
+duration = "30s"
+[groups]
+left = [0.0, 0.5]
+spares = { count = 3, offset = 0.2 }
+[[events]]
+at = "2s"
+action = "crash"
+group = "left"
+count = 2
+[[events]]
+at = "3s"
+action = "partition"
+between = ["spares"]
+until = "4s"
+[[events]]
+at = "5s"
+action = "crash"
+node = -1
+"""
+    r = run(parse_scenario(text), seed=7)
+    assert r["groups"] == {"left": ["node-000..node-004"], "spares": ["node-002..node-004"]}
+    crash, part, last = r["events"]
+    assert (crash["event"], crash["action"], crash["group"], crash["count"]) == (0, "crash",
+                                                                                 "left", 2)
+    assert crash["eligible"] == 5 and len(crash["members"]) == 2
+    assert set(crash["members"]) <= {f"node-00{i}" for i in range(5)}
+    assert part["sides"] == [["node-002..node-004"],
+                             ["node-000", "node-001", "node-005..node-009"]]
+    assert last == {"event": 2, "at_s": 5.0, "action": "crash", "node": -1,
+                    "members": ["node-009"]}
+    assert set(r["detections"]) == {*crash["members"], "node-009"}
+    # the picks come from the scenario's seeded generator: another seed, other members
+    picks = {tuple(run(parse_scenario(text), seed=s)["events"][0]["members"]) for s in range(8)}
+    assert len(picks) > 1

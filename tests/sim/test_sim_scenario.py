@@ -162,3 +162,110 @@ def test_latency_distribution_parameters_are_checked() -> None:
     assert e.key == "network.latency.high" and e.line == 2
     ok = parse_scenario('[network]\nlatency = { dist = "normal", mean = "30ms", stddev = "3ms" }\n')
     assert ok.latency.dist == "normal" and ok.latency.a == pytest.approx(0.03)
+
+
+# ------------------------------------------------------------------ members, checked up front
+
+EVENTS_FILE = """nodes = 10
+duration = "60s"
+
+[groups]
+rack = [0.8, 1.0]
+pair = { count = 2, offset = 0.5 }
+
+[[events]]
+at = "5s"
+action = "crash"
+node = NODE
+
+[[events]]
+at = "10s"
+action = "starve"
+group = "rack"
+count = COUNT
+delay = "1s"
+
+[[events]]
+at = "20s"
+action = "flap"
+between = ["rack"]
+down = "2s"
+up = "3s"
+until = "UNTIL"
+"""
+
+
+def _events_file(node: int = 3, count: int = 1, until: str = "40s") -> str:
+    return (EVENTS_FILE.replace("NODE", str(node)).replace("COUNT", str(count))
+            .replace("UNTIL", until))
+
+
+def test_an_events_file_within_bounds_parses() -> None:
+    sc = parse_scenario(_events_file(node=-10, count=2, until="60s"))
+    assert sc.members_of("pair") == (5, 6) and sc.members_of("rack") == (8, 9)
+
+
+@pytest.mark.parametrize(
+    ("kw", "key", "line", "wanted"),
+    [
+        ({"node": 10}, "events[0].node", 11,
+         "10 is not a member index of a 10-member cluster: expected 0..9, or -10..-1"),
+        ({"node": -11}, "events[0].node", 11, "-11 is not a member index"),
+        ({"count": 3}, "events[1].count", 17,
+         "count = 3, but group 'rack' has only 2 members in a 10-member cluster"),
+        ({"until": "61s"}, "events[2].until", 26,
+         "61 s is after the end of the run (duration = 60 s)"),
+    ],
+)
+def test_member_indices_counts_and_until_are_checked_with_their_line(
+    kw: dict[str, object], key: str, line: int, wanted: str
+) -> None:
+    e = _err(_events_file(**kw))  # type: ignore[arg-type]
+    assert (e.key, e.line) == (key, line) and wanted in str(e)
+    assert str(e).startswith(f"bad.toml:{line}: {key}: ")
+
+
+def test_a_count_group_larger_than_the_cluster_is_refused_not_clamped() -> None:
+    e = _err('nodes = 3\n[groups]\nslow = { count = 5 }\n')
+    assert (e.key, e.line) == ("groups.slow", 3)
+    assert "count = 5, but the cluster has only 3 members" in str(e)
+    e = _err('nodes = 10\n[groups]\nend = { count = 3, offset = 0.9 }\n')
+    assert (e.key, e.line) == ("groups.end", 3)
+    assert "members 9..11, past the last member (9) of 10 members" in str(e)
+    with pytest.raises(ValueError, match="only 3 members"):
+        GroupSpec(count=5).resolve(3)
+
+
+def test_count_with_a_single_node_is_refused() -> None:
+    e = _err('[[events]]\nat = "1s"\naction = "crash"\nnode = 1\ncount = 2\n')
+    assert (e.key, e.line) == ("events[0].count", 5)
+
+
+def test_shrinking_the_cluster_below_an_index_or_a_count_is_refused_with_the_line() -> None:
+    sc = parse_scenario(_events_file(node=7), source="bad.toml")
+    with pytest.raises(ScenarioError) as info:
+        sc.with_overrides(nodes=5)
+    e = info.value
+    assert (e.key, e.line) == ("events[0].node", 11)
+    assert "not a member index of a 5-member cluster (resized from the file's nodes = 10)" in str(e)
+    sc = parse_scenario(_events_file(node=0, count=2), source="bad.toml")
+    with pytest.raises(ScenarioError) as info:
+        sc.with_overrides(nodes=4)  # rack = [0.8, 1.0) is one member of 4
+    assert (info.value.key, info.value.line) == ("events[1].count", 17)
+    assert sc.with_overrides(nodes=20).members_of("rack") == (16, 17, 18, 19)
+
+
+def test_a_scenario_built_in_python_is_checked_before_the_simulation_starts() -> None:
+    from swimpy.sim import Simulation
+    from swimpy.sim.scenario import EventSpec, Scenario
+
+    sc = Scenario(name="x", source="<py>", nodes=3,
+                  events=(EventSpec(at=1.0, action="crash", index=0, node=5),))
+    with pytest.raises(ScenarioError, match=r"events\[0\]\.node: 5 is not a member index"):
+        Simulation(sc, 1)
+
+
+def test_offset_and_picks_are_documented() -> None:
+    doc = (ROOT / "docs" / "simulator.md").read_text()
+    assert "`round(offset \N{MULTIPLICATION SIGN} nodes)`" in doc
+    assert "| `groups` |" in doc and "| `events` |" in doc and "`applicable`" in doc

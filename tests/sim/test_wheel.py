@@ -236,3 +236,16 @@ def test_installed_console_script_runs_a_shipped_scenario(installed: Installed) 
     assert d["all_dead_s"] is not None
     assert 0 < d["first_suspect_s"] <= d["first_dead_s"] <= d["all_dead_s"] < 20
     assert r["false_deaths"] == 0
+
+
+def test_the_wheel_holds_the_shipped_sweeps_and_lists_them(installed: Installed) -> None:
+    expected = {p.name: p.read_bytes()
+                for p in sorted((installed.src / "swimpy" / "sweeps").glob("*.toml"))}
+    assert expected
+    with zipfile.ZipFile(installed.wheel) as zf:
+        shipped = {n.removeprefix("swimpy/sweeps/"): zf.read(n) for n in zf.namelist()
+                   if n.startswith("swimpy/sweeps/") and n.endswith(".toml")}
+    assert shipped == expected
+    out = _run([installed.script, "sweep", "--list"], cwd=installed.workdir, env=installed.env)
+    assert {line.split()[0] for line in out.splitlines()} == {
+        n.removesuffix(".toml") for n in expected}
