@@ -86,12 +86,16 @@ class Limits:
         # cluster that is stuck. Detection: a full round of probes by every survivor (the
         # last one to reach the dead member), the longest suspicion, and slack for
         # Lifeguard's slowed-down probes.
+        # Gossip is transmit-limited (the local profile sends each broadcast only twice
+        # at this size), so a member can miss one; anti-entropy repairs that at its next
+        # push/pull with a random peer, which may take a couple of intervals.
+        repair = 2 * config.push_pull_interval
         return cls(
             join=5.0 + 2 * config.tcp_timeout,
-            converge=15.0 + 0.5 * members,
+            converge=15.0 + 0.5 * members + repair,
             stop=10.0,
             detect=2 * members * probe + most_suspicion + 10.0,
-            rejoin=15.0 + 0.5 * members,
+            rejoin=15.0 + 0.5 * members + repair,
         )
 
 
