@@ -29,8 +29,10 @@ def test_json_timings() -> None:
     # convergence: every member saw every other alive, quickly on loopback
     conv = r["convergence"]
     assert set(conv["by_member"]) == set(names)
-    assert 0 <= conv["all_s"] < 5
-    assert max(conv["by_member"].values()) == conv["all_s"]
+    # usually well under a second; a member that missed a transmit-limited broadcast
+    # waits for anti-entropy (push/pull), which the demo's limit allows for
+    assert 0 <= conv["all_s"] < r["limits_s"]["converge"]
+    assert abs(max(conv["by_member"].values()) - conv["all_s"]) <= 0.002
 
     # the crash of the last member: suspected before (or when) declared dead, by everyone
     crash = r["crash"]
@@ -53,7 +55,8 @@ def test_json_timings() -> None:
     assert rejoin["member"] == "demo-3"
     assert rejoin["port"] == r["ports"]["demo-3"]
     assert set(rejoin["by_member"]) == {"demo-1", "demo-2"}
-    assert 0 < rejoin["first_alive_s"] <= rejoin["all_alive_s"] <= rejoin["converged_s"] < 5
+    assert 0 < rejoin["first_alive_s"] <= rejoin["all_alive_s"] <= rejoin["converged_s"]
+    assert rejoin["converged_s"] < r["limits_s"]["rejoin"]
     assert rejoin["incarnation"] >= 1
     assert 0 <= rejoin["member_sees_all_s"] <= rejoin["converged_s"]
     # suspicions of running members (none expected on an idle machine) are counted
