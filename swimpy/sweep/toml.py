@@ -16,11 +16,12 @@ from typing import Any
 
 __all__ = ["dumps"]
 
-_BARE = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _key(k: str) -> str:
-    return k if _BARE.match(k) else _string(k)
+    # fullmatch: "$" would also match before a trailing newline ("0\n" is no bare key)
+    return k if _BARE.fullmatch(k) else _string(k)
 
 
 def _string(s: str) -> str:

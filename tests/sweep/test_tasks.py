@@ -120,3 +120,8 @@ def test_the_version_in_the_key_covers_the_engine_code(monkeypatch: pytest.Monke
     monkeypatch.undo()
     with pytest.raises(RuntimeError, match="install the same version everywhere"):
         tasks_mod.run_task(after[0])
+
+
+def test_a_key_with_a_trailing_newline_is_quoted() -> None:
+    # found by hypothesis: re's "$" matches before a final newline
+    assert tomllib.loads(dumps({"0\n": []})) == {"0\n": []}
