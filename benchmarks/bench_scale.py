@@ -6,6 +6,7 @@
         --cases crash-1000,crash-10000-300
     python benchmarks/bench_scale.py --before /tmp/scale-before --distributions  # 20 seeds
     python benchmarks/bench_scale.py --before /tmp/scale-before --cases distributions --pairs 1
+    python benchmarks/bench_scale.py --before /tmp/scale-before --setup-memory 30000
 
 Timing: each case of ``bench_sim.py`` runs in its own process, against the old tree and
 then this one, ``--pairs`` times (old, new, old, new, ...), so that whatever else the
@@ -19,6 +20,11 @@ measures: detection and convergence of the ``crash`` scenario over many seeds, w
 two-sample Kolmogorov-Smirnov statistic for each (``--distributions``), and
 ``bench_sim.py``'s ``distributions`` case (hundreds of seeds on 5-100 members) run
 against both trees (``--cases distributions``).
+
+Set-up memory (``--setup-memory N``): where the old code cannot run at all (30,000
+members need more memory than the machine has), its memory per member is measured over
+the first ``--engines`` engines of an ``N``-member converged set-up (each engine's table
+and probe order, the part that grows with ``N``) and projected to ``N`` engines.
 
 Results go to ``benchmarks/results/scale.json`` (merged by key).
 """
@@ -106,10 +112,12 @@ def timing(before: Path, after: Path, cases: list[str], pairs: int) -> dict[str,
 _DIST_CHILD = r"""
 import json, sys
 from swimpy import sim
-nodes, seeds = int(sys.argv[1]), int(sys.argv[2])
+nodes, seeds, first, duration = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 sc = sim.load_scenario("crash").with_overrides(nodes=nodes)
+if duration != "-":
+    sc = sc.with_overrides(duration=float(duration))
 out = []
-for seed in range(1, seeds + 1):
+for seed in range(first, first + seeds):
     r = sim.run(sc, seed=seed)
     d = next(iter(r["detections"].values()))
     out.append({"seed": seed, "first_suspect_s": d["first_suspect_s"],
@@ -153,17 +161,20 @@ def _quantiles(xs: list[float]) -> dict[str, Any]:
             "max": s[-1], "mean": round(statistics.mean(s), 4)}
 
 
-def distributions(before: Path, after: Path, nodes: int, seeds: int) -> dict[str, Any]:
+def distributions(before: Path, after: Path, nodes: int, seeds: int, first: int = 1,
+                  duration: float | None = None) -> dict[str, Any]:
     raw: dict[str, list[dict[str, Any]]] = {}
+    last = first + seeds - 1
     for label, tree in (("before", before), ("after", after)):
-        print(f"distributions {label}: crash, {nodes} members, seeds 1..{seeds} ...",
+        print(f"distributions {label}: crash, {nodes} members, seeds {first}..{last} ...",
               file=sys.stderr, flush=True)
         env = {**os.environ, "PYTHONPATH": str(tree)}
-        proc = subprocess.run([sys.executable, "-c", _DIST_CHILD, str(nodes), str(seeds)],
+        argv = [str(nodes), str(seeds), str(first), "-" if duration is None else str(duration)]
+        proc = subprocess.run([sys.executable, "-c", _DIST_CHILD, *argv],
                               env=env, capture_output=True, text=True, check=True, cwd="/")
         raw[label] = json.loads(proc.stdout)
-    out: dict[str, Any] = {"scenario": "crash", "nodes": nodes, "seeds": f"1..{seeds}",
-                           "metrics": {}}
+    out: dict[str, Any] = {"scenario": "crash", "nodes": nodes, "seeds": f"{first}..{last}",
+                           "duration_s": duration, "metrics": {}}
     for k in DIST_METRICS:
         a = [r[k] for r in raw["before"] if r[k] is not None]
         b = [r[k] for r in raw["after"] if r[k] is not None]
@@ -180,6 +191,51 @@ def distributions(before: Path, after: Path, nodes: int, seeds: int) -> dict[str
     return out
 
 
+_SETUP_CHILD = r"""
+import json, sys, time
+from swimpy import sim
+from swimpy.sim import simulation as S
+n, k = int(sys.argv[1]), int(sys.argv[2])
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+marks = {}
+def partial(self, starting):
+    # _start_converged of the old code, stopped after k engines
+    recs = tuple(S.Member(self.names[i], self.addrs[i][0], self.addrs[i][1], b"", 1,
+                          S.State.ALIVE, 0.0, self.config_for(i).vsn,
+                          bytes(int(x) for x in self.addrs[i][0].split(".")))
+                 for i in starting)
+    marks["rss0"] = rss_mib()
+    t0 = time.perf_counter()
+    for i in starting[:k]:
+        self._new_node(i, 0.0).bootstrap_members(recs)
+    marks["seconds"] = time.perf_counter() - t0
+    marks["rss1"] = rss_mib()
+    raise KeyboardInterrupt
+S.Simulation._start_converged = partial
+try:
+    S.Simulation(sim.load_scenario("crash").with_overrides(nodes=n), 1)
+except KeyboardInterrupt:
+    pass
+per = (marks["rss1"] - marks["rss0"]) * 1024 / k
+print(json.dumps({"nodes": n, "engines_built": k, "kib_per_engine": round(per, 1),
+                  "set_up_seconds_per_engine": round(marks["seconds"] / k, 4),
+                  "projected_set_up_gib": round(per * n / 1024 / 1024, 2)}))
+"""
+
+
+def setup_memory(tree: Path, nodes: int, engines: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    proc = subprocess.run([sys.executable, "-c", _SETUP_CHILD, str(nodes), str(engines)],
+                          env=env, capture_output=True, text=True, check=True, cwd="/")
+    out: dict[str, Any] = json.loads(proc.stdout)
+    out["tree"] = str(tree)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
@@ -192,6 +248,11 @@ def main() -> int:
                     help="compare crash detection/convergence distributions instead")
     ap.add_argument("--nodes", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=1)
+    ap.add_argument("--duration", type=float, help="override the scenario's duration (s)")
+    ap.add_argument("--setup-memory", type=int, metavar="N",
+                    help="measure the old tree's set-up memory per engine at N members")
+    ap.add_argument("--engines", type=int, default=300)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     before = args.before.resolve()
@@ -199,9 +260,16 @@ def main() -> int:
     results: dict[str, Any] = {}
     if args.out.exists():
         results = json.loads(args.out.read_text())
-    if args.distributions:
-        key = f"distributions-crash-{args.nodes}"
-        results[key] = distributions(before, after, args.nodes, args.seeds)
+    if args.setup_memory:
+        key = f"setup-memory-before-{args.setup_memory}"
+        results[key] = setup_memory(before, args.setup_memory, args.engines)
+        results[key]["date"] = time.strftime("%Y-%m-%d")
+    elif args.distributions:
+        key = f"distributions-crash-{args.nodes}x{args.seeds}"
+        if args.first_seed != 1:
+            key += f"-from-{args.first_seed}"
+        results[key] = distributions(before, after, args.nodes, args.seeds, args.first_seed,
+                                     args.duration)
         results[key]["date"] = time.strftime("%Y-%m-%d")
     else:
         for case, v in timing(before, after, args.cases.split(","), args.pairs).items():

@@ -23,6 +23,7 @@ as a hole (skipped) so the shared base never changes.
 from __future__ import annotations
 
 import random
+from array import array
 from collections.abc import Callable, ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 
 from swimpy.core.member import Member, State
@@ -319,19 +320,24 @@ class ProbeOrder:
     round-robin over the table in a random order, a new order every round, a new member
     at a random position of the current round.
 
-    Nothing is stored per member: each round is a Fisher-Yates shuffle of the slots done
-    one step per probe (a sparse one: ``_swaps`` holds only the positions an earlier step
-    moved a slot to, at most the number of probes made this round), with the engine's
-    random generator. A member added mid-round joins the rest of the round with
-    memberlist's odds: memberlist swaps it into a random index of its list, so it is
-    probed this round if that index is not behind the probe index, at a random point of
-    the rest of the round; here it joins the unshuffled rest with the same probability,
-    which gives the same distribution (without memberlist's side effect of moving the
-    member it swapped with to the end of the list, to be probed a second time that round
-    if it had been probed already).
+    No order is stored up front: each round is a Fisher-Yates shuffle of the slots done
+    one step per probe, with the engine's random generator. The shuffle starts sparse
+    (``_swaps`` holds only the positions an earlier step moved a slot to: at most the
+    probes made this round, so a large cluster's members keep a few hundred entries over
+    a simulated run of minutes) and turns dense (an array of 4-byte slots, half of
+    memberlist's list of pointers) once the sparse form would be the larger; the random
+    draws, and so the order, are the same either way.
+
+    A member added mid-round joins the rest of the round with memberlist's odds:
+    memberlist swaps it into a random index of its list, so it is probed this round if
+    that index is not behind the probe index, at a random point of the rest of the
+    round; here it joins the unshuffled rest with the same probability, which gives the
+    same distribution (without memberlist's side effect of moving the member it swapped
+    with to the end of the list, to be probed a second time that round if it had been
+    probed already).
     """
 
-    __slots__ = ("_fixed", "_limit", "_pos", "_rng", "_swaps", "_table")
+    __slots__ = ("_dense", "_fixed", "_limit", "_pos", "_rng", "_swaps", "_table")
 
     def __init__(self, table: MemberTable, rng: random.Random) -> None:
         self._table = table
@@ -339,8 +345,11 @@ class ProbeOrder:
         #: positions drawn this round; the round covers slots [0, _limit)
         self._pos = 0
         self._limit = 0
-        #: position -> the slot an earlier step moved there (positions >= _pos only)
+        #: sparse form: position -> the slot an earlier step moved there (positions >=
+        #: _pos only; the others hold their own slot)
         self._swaps: dict[int, int] = {}
+        #: dense form (or None): the slot at every position (those >= _pos are live)
+        self._dense: array[int] | None = None
         #: set_round's names, last first (tests)
         self._fixed: list[str] = []
 
@@ -349,6 +358,7 @@ class ProbeOrder:
         self._pos = 0
         self._limit = self._table.slot_count
         self._swaps = {}
+        self._dense = None
         self._fixed = []
 
     def added(self, name: str) -> None:
@@ -364,6 +374,8 @@ class ProbeOrder:
         if slot != limit:
             # members added earlier that wait for the next round sit in between
             table.swap_slots(slot, limit)
+        if self._dense is not None:
+            self._dense.append(limit)
         self._limit = limit + 1
 
     def next(self) -> Member | None:
@@ -381,6 +393,7 @@ class ProbeOrder:
         nbase = len(names)
         over = table._over
         swaps = self._swaps
+        dense = self._dense
         getrandbits = self._rng.getrandbits
         while pos < limit:
             n = limit - pos
@@ -389,11 +402,18 @@ class ProbeOrder:
             while r >= n:
                 r = getrandbits(k)
             j = pos + r
-            slot = swaps.get(j, j)
-            if j != pos:
-                swaps[j] = swaps.pop(pos, pos)
-            elif swaps:
-                swaps.pop(pos, None)
+            if dense is not None:
+                slot = dense[j]
+                dense[j] = dense[pos]
+            else:
+                slot = swaps.get(j, j)
+                if j != pos:
+                    swaps[j] = swaps.pop(pos, pos)
+                    if len(swaps) > limit >> 4:
+                        # ~90 bytes an entry against 4 a slot: the array is smaller now
+                        dense = self._densify(pos + 1)
+                elif swaps:
+                    swaps.pop(pos, None)
             pos += 1
             name = names[slot] if slot < nbase else table._extra[slot - nbase]
             m = over.get(name)
@@ -405,6 +425,15 @@ class ProbeOrder:
             return m
         self._pos = pos
         return None
+
+    def _densify(self, pos: int) -> array[int]:
+        dense = array("I", range(self._limit))
+        for p, slot in self._swaps.items():
+            if p >= pos:
+                dense[p] = slot
+        self._swaps = {}
+        self._dense = dense
+        return dense
 
     def _next_fixed(self) -> Member | None:
         while self._fixed:
@@ -418,6 +447,7 @@ class ProbeOrder:
         memberlist's tests set ``m.nodes``; ``[]`` ends the round)."""
         self._pos = self._limit
         self._swaps = {}
+        self._dense = None
         self._fixed = list(reversed(names))
 
     @property
@@ -430,6 +460,10 @@ class ProbeOrder:
         """Positions in this round."""
         return self._limit
 
-    def pending_swaps(self) -> Mapping[int, int]:
-        """The sparse shuffle's state (tests check its invariants)."""
-        return self._swaps
+    def pending_swaps(self) -> dict[int, int]:
+        """The shuffle's state, sparse or dense: the positions not yet drawn whose slot is
+        not their own (tests check its invariants)."""
+        if self._dense is None:
+            return dict(self._swaps)
+        d = self._dense
+        return {p: d[p] for p in range(self._pos, self._limit) if d[p] != p}

@@ -153,6 +153,34 @@ def test_rounds_are_uniform_shuffles() -> None:
     assert min(counts.values()) > 850 and max(counts.values()) < 1150  # 1000 expected
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 16, 100, 2000])
+def test_a_round_is_fisher_yates_with_the_engines_draws(n: int) -> None:
+    # sparse at first, dense once that is smaller: the same draws, the same order
+    t = table_of(n, without="nobody")
+    order = ProbeOrder(t, random.Random(n))
+    order.restart()
+    got = round_names(order)
+    rng = random.Random(n)
+    ref = list(range(n))
+    for pos in range(n):
+        j = pos + rng.randrange(n - pos)
+        ref[pos], ref[j] = ref[j], ref[pos]
+    assert got == [f"m{i}" for i in ref]
+
+
+def test_the_shuffle_state_stays_small_early_in_a_round() -> None:
+    t = table_of(10_000)
+    order = ProbeOrder(t, random.Random(7))
+    order.restart()
+    for _ in range(300):
+        order.next()
+    assert order._dense is None and len(order.pending_swaps()) <= 300
+    for _ in range(400):
+        order.next()
+    assert order._dense is not None  # 700 draws: past 10,000 / 16 entries
+    assert len(order._dense) == 10_000 and order._dense.itemsize == 4
+
+
 def test_holes_are_skipped() -> None:
     t = table_of(8)
     t.set(rec("m2", state=State.DEAD))
