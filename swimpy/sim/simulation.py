@@ -56,7 +56,7 @@ from swimpy.core import (
 from swimpy.core.inputs import Input
 from swimpy.profiles import Config
 from swimpy.sim.metrics import Metrics
-from swimpy.sim.network import Network, Partition
+from swimpy.sim.network import LinkParams, Network, Partition
 from swimpy.sim.scenario import EventSpec, LinkSpec, Scenario
 from swimpy.testing import Connections
 from swimpy.wire.constants import MAX_PUSH_STATE_BYTES
@@ -81,6 +81,26 @@ _EVENT_CODE = {
     EventKind.LEFT: "L",
     EventKind.REAPED: "X",
 }
+
+
+#: Linux's initial retransmission timeout, used for a lost SYN or SYN-ACK (RFC 6298 2.1,
+#: ``TCP_TIMEOUT_INIT``).
+TCP_SYN_RTO = 1.0
+#: Linux's floor on the retransmission timeout of data (``TCP_RTO_MIN``).
+TCP_RTO_MIN = 0.2
+#: Linux's ceiling on it (``TCP_RTO_MAX``).
+TCP_RTO_MAX = 120.0
+#: Stop drawing retransmissions past this: every stream's own timeout is shorter, so the
+#: dialer has given up already (and a loss close to 1 cannot loop for long).
+TCP_GIVE_UP = 600.0
+
+
+def _data_rto(there: LinkParams, back: LinkParams) -> float:
+    """The retransmission timeout of a connection's data after its handshake: Linux sets
+    it from the handshake's round trip ``r`` as ``r + max(2 r, TCP_RTO_MIN)``
+    (``tcp_rtt_estimator``/``__tcp_set_rto``: srtt = r, rttvar = max(r/2 * 4, rto_min))."""
+    rtt = there.mean_latency + back.mean_latency
+    return rtt + max(2.0 * rtt, TCP_RTO_MIN)
 
 
 def _ip_of(i: int) -> str:
@@ -700,7 +720,12 @@ class Simulation:
     # ================================================================== streams
     #
     # TCP is modelled as reliable with latency: the request arrives after a handshake
-    # (one-way there, back, there again), the reply one way later. Across a partition the
+    # (one-way there, back, there again), the reply one way later. On a lossy link each
+    # of those segments can be lost like a datagram and is then retransmitted after a
+    # timeout (``_tcp_segment``): 1 s for the SYN and SYN-ACK, Linux's data RTO after that,
+    # so a TCP fallback probe or a push/pull across a lossy WAN is slower, and can miss its
+    # deadline, as a real one does. Each exchange is one segment each way (a large
+    # push/pull's extra segments are not modelled). Across a partition the
     # SYN is lost and the dialer times out (after the stream's timeout, as a real dial to
     # an unreachable host does). A crashed process on a live host refuses the connection
     # after one round trip (its kernel answers the SYN with a reset). A connection open
@@ -731,11 +756,27 @@ class Simulation:
             self.call_at(t + rtt, self._stream_fail, st, "connection refused")
             return
         st.dest_epoch = self.epoch[dst]
-        arrive = t + p_there.latency() + p_back.latency() + p_there.latency()
+        if p_there.loss or p_back.loss:
+            rto = _data_rto(p_there, p_back)
+            arrive = (t + self._tcp_segment(p_there, TCP_SYN_RTO)
+                      + self._tcp_segment(p_back, TCP_SYN_RTO) + self._tcp_segment(p_there, rto))
+        else:
+            arrive = t + p_there.latency() + p_back.latency() + p_there.latency()
         arrive += self.net.starve_delay[dst]
         sid = self._inbound.open(st)
         inp = StreamReceived(sid, self.addrs[i], a.data)
         self.call_at(arrive, self._stream_arrive, st, sid, inp)
+
+    def _tcp_segment(self, p: LinkParams, rto: float) -> float:
+        """How long one TCP segment takes over a lossy link: each time it is lost (with the
+        link's datagram loss) the sender retransmits after ``rto``, doubling it every time
+        (RFC 6298 5.5), then it crosses with the link's latency."""
+        rnd = self._net_rng.random
+        waited = 0.0
+        while rnd() < p.loss and waited < TCP_GIVE_UP:
+            waited += rto
+            rto = min(2.0 * rto, TCP_RTO_MAX)
+        return waited + p.latency()
 
     def _stream_arrive(self, st: _Stream, sid: ConnId, inp: StreamReceived) -> None:
         t = self.now
@@ -763,7 +804,11 @@ class Simulation:
         if p.blocked or p.loss >= 1 or self.net.link(st.dialer, i).blocked:
             self._stream_trace("x partition", i, st.dialer, t)
             return  # the dialer times out
-        back = t + p.latency() + self.net.starve_delay[st.dialer]
+        if p.loss:
+            delay = self._tcp_segment(p, _data_rto(self.net.link(st.dialer, i), p))
+        else:
+            delay = p.latency()
+        back = t + delay + self.net.starve_delay[st.dialer]
         self.call_at(back, self._stream_ok, st, StreamResponse(st.sid, a.data))
 
     def _close_stream(self, i: int, a: CloseStream, t: float) -> None:
