@@ -1,6 +1,6 @@
 """Sphinx configuration of swimpy's documentation site.
 
-Build it with ``pip install -e '.[docs]' && sphinx-build -W docs docs/_build/html``;
+Build it with ``pip install -e '.[docs]' && sphinx-build -W docs docs/_build``;
 ``tests/test_docs_build.py`` runs the same build with warnings as errors.
 """
 
