@@ -254,6 +254,8 @@ def main() -> int:
                     help="measure the old tree's set-up memory per engine at N members")
     ap.add_argument("--engines", type=int, default=300)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--label", help="store timing results under '<case> (<label>)' "
+                    "instead of the case name (keeps earlier comparisons)")
     args = ap.parse_args()
     before = args.before.resolve()
     after = args.after.resolve()
@@ -276,6 +278,8 @@ def main() -> int:
             v["date"] = time.strftime("%Y-%m-%d")
             v["cpus"] = os.cpu_count()
             key = case if after == ROOT else f"{case} ({after.name})"
+            if args.label:
+                key = f"{case} ({args.label})"
             results[key] = v
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

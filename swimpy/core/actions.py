@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from swimpy.core.frozen import fast_init
 from swimpy.core.inputs import ConnId, StreamId
 from swimpy.core.member import Address, EventKind, Member
 from swimpy.core.timers import Timer
@@ -18,6 +19,7 @@ class Action:
     """Base class of everything ``Engine.handle`` and ``Engine.submit`` return."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SendPacket(Action):
     """Send one UDP datagram."""
@@ -27,6 +29,7 @@ class SendPacket(Action):
     size: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class OpenStream(Action):
     """Dial ``dest`` over TCP and write ``data``. With ``expect_reply``, hand what is read
@@ -42,6 +45,7 @@ class OpenStream(Action):
     expect_reply: bool
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ReplyStream(Action):
     """Write the reply on inbound connection ``conn_id``, then close it. ``push_pull``
@@ -54,6 +58,7 @@ class ReplyStream(Action):
     push_pull: bool = False
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class CloseStream(Action):
     """Close inbound connection ``conn_id`` without a reply."""
@@ -69,6 +74,7 @@ class CloseOutbound(Action):
     stream_id: StreamId
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SetTimer(Action):
     """Hand ``TimerFired(timer)`` back at or after ``at`` (see :mod:`swimpy.core.timers`)."""
@@ -77,6 +83,7 @@ class SetTimer(Action):
     at: float
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MemberEvent(Action):
     kind: EventKind
@@ -92,6 +99,7 @@ class UserMessageReceived(Action):
     source: Address | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PingCompleted(Action):
     """A probe of ``name`` got a direct ack: round-trip time and the ack payload (Serf's

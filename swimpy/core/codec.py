@@ -70,6 +70,13 @@ class Codec(Protocol):
         """A datagram of one part or a compound of several, and its size."""
         ...
 
+    def packet_one(
+        self, part: object, size: int, crc: bool, wire: WireOptions, nonce: NonceSource
+    ) -> tuple[object, int]:
+        """``packet([part], [size], ...)``: a datagram of one message (most pings and
+        acks), without the lists."""
+        ...
+
     def decode_packet_untrusted(self, data: object, wire: WireOptions) -> DecodedPacket: ...
 
     def received_size(self, data: object) -> int:
@@ -108,6 +115,12 @@ class WireCodec:
         raws = cast(Sequence[bytes], parts)
         payload = raws[0] if len(raws) == 1 else make_compound(raws)
         data = encode_packet(payload, wire, crc=crc, nonce_source=nonce)
+        return data, len(data)
+
+    def packet_one(
+        self, part: object, size: int, crc: bool, wire: WireOptions, nonce: NonceSource
+    ) -> tuple[object, int]:
+        data = encode_packet(cast(bytes, part), wire, crc=crc, nonce_source=nonce)
         return data, len(data)
 
     def decode_packet_untrusted(self, data: object, wire: WireOptions) -> DecodedPacket:
@@ -162,6 +175,9 @@ class ObjectCodec:
     :class:`~swimpy.wire.stream.PushPull` whose ``nodes`` are the sender's own immutable
     :class:`Member` records (they have every attribute the engine reads from a
     ``PushNodeState``), so no entries are built or copied.
+
+    One instance may serve many engines (the simulator shares one), but from one thread
+    at a time: it reuses its decode result (see :meth:`decode_packet_untrusted`).
     """
 
     #: Push/pull entry sizes by record identity; records are shared between engines, so
@@ -173,6 +189,7 @@ class ObjectCodec:
         #: cache, so no id is reused while its entry exists.
         self._entry_size: dict[int, int] = {}
         self._sized: list[Member] = []
+        self._decoded = DecodedPacket([], [], 0)
 
     def encode_part(self, msg: PacketMessage) -> tuple[object, int]:
         return msg, message_size(msg)
@@ -186,12 +203,22 @@ class ObjectCodec:
             size += CRC_HEADER_SIZE
         return tuple(parts), size
 
+    def packet_one(
+        self, part: object, size: int, crc: bool, wire: WireOptions, nonce: NonceSource
+    ) -> tuple[object, int]:
+        return (part,), size + CRC_HEADER_SIZE if crc else size
+
     def decode_packet_untrusted(self, data: object, wire: WireOptions) -> DecodedPacket:
         if type(data) is not tuple:
             raise WireError(f"an object packet is a tuple, not {type(data).__name__}",
                             reason="type")
-        # the tuple itself serves as the message list: the engine only iterates it
-        return DecodedPacket(data, [], 0)  # type: ignore[arg-type]
+        # The tuple itself serves as the message list (the engine only iterates it), in
+        # one result object reused for every packet: an object packet has no errors and
+        # no size to report, and the engine reads the result before it decodes the next
+        # packet (this codec is shared by a whole simulation, which is single-threaded).
+        decoded = self._decoded
+        decoded.messages = data  # type: ignore[assignment]
+        return decoded
 
     def received_size(self, data: object) -> int:
         return 0  # sizes are counted where the packet is sent

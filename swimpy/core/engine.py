@@ -1,8 +1,10 @@
 """The SWIM + Lifeguard engine: one member of one pool, as a sans-IO state machine.
 
-``Engine.handle(input, now)`` takes network input or a timer with the current time;
+``Engine.handle(input, now)`` takes network input or a timer with the current time
+(``Engine.timer_fired(timer, now)`` and ``Engine.packet_received(source, data, now)`` are
+the same for the two inputs nearly every call is, without building the input object);
 ``Engine.submit(request, now)`` takes the local caller's requests and returns the id the
-engine gave the request with the actions. Both return the actions to carry out. The
+engine gave the request with the actions. All return the actions to carry out. The
 engine never reads a clock, opens a socket or uses global randomness, so the trio runtime
 and the simulator drive the very same code.
 
@@ -169,6 +171,11 @@ class Engine:
         self._waiting: dict[int, str] = {}
         self._started = False
         self._shutdown = False
+        #: started and not shut down (tested first thing on every input)
+        self._live = False
+        #: the broadcast queue's finished notify tokens (the same list object, tested
+        #: after every input)
+        self._finished = self._gossip.queue.finished
         self._snapshot: Membership | None = None
 
     # ------------------------------------------------------------------ queries (owner)
@@ -293,6 +300,7 @@ class Engine:
         if self._started:
             raise RuntimeError("engine already started")
         self._started = True
+        self._live = True
         self._gossip.now = now
         self._out.now = now
         self._members.incarnation = 1
@@ -315,6 +323,7 @@ class Engine:
     def shutdown(self) -> None:
         """Stop taking part: every later input is ignored (peers will see us fail)."""
         self._shutdown = True
+        self._live = False
 
     def _stagger(self, interval: float) -> float:
         return self._rng.random() * interval
@@ -324,27 +333,23 @@ class Engine:
     def handle(self, inp: Input, now: float) -> list[Action]:
         """Handle network input or a timer at time ``now``; never raises for anything a
         peer sent."""
-        if not self._started:
-            raise RuntimeError("call Engine.start(now) before handle()")
-        if self._shutdown:
-            return []
-        self._gossip.now = now
-        self._out.now = now
         # Timers and packets are nearly every input: test them by exact type first
         # (cheaper than the match below, which handles everything else).
         tp = type(inp)
         if tp is TimerFired:
-            self._on_timer(inp.timer, now)  # type: ignore[attr-defined]
-            return self._flush()
+            return self.timer_fired(inp.timer, now)  # type: ignore[attr-defined]
         if tp is PacketReceived:
-            self._on_packet(inp, now)  # type: ignore[arg-type]
-            return self._flush()
+            return self.packet_received(inp.source, inp.data, now)  # type: ignore[attr-defined]
+        if not self._live:
+            return self._not_live("handle")
+        self._gossip.now = now
+        self._out.now = now
         net = self._net
         match inp:
-            case PacketReceived():
-                self._on_packet(inp, now)
+            case PacketReceived():  # a subclass (the exact type was handled above)
+                return self.packet_received(inp.source, inp.data, now)
             case TimerFired():
-                self._on_timer(inp.timer, now)
+                return self.timer_fired(inp.timer, now)
             case StreamReceived():
                 request = net.inbound(inp)
                 if request is not None:
@@ -369,25 +374,92 @@ class Engine:
                 raise TypeError(f"not an engine input: {inp!r}")
         return self._flush()
 
-    def _flush(self) -> list[Action]:
-        queue = self._gossip.queue
-        if queue.has_finished:
-            for request_id in queue.take_finished():
-                self._complete_wait(request_id)
+    # The two entry points below are ``handle(TimerFired(timer), now)`` and
+    # ``handle(PacketReceived(source, data), now)`` without the input objects: a cluster
+    # member takes a few timers and datagrams per second and little else, so a driver
+    # that keeps timers in a heap and reads datagrams off a socket (the simulator, the
+    # runtime) saves building and dispatching one object per input.
+
+    def timer_fired(self, timer: Timer, now: float) -> list[Action]:
+        """Timer ``timer`` (set with ``SetTimer``) is due at time ``now``: the same as
+        ``handle(TimerFired(timer), now)``."""
+        if not self._live:
+            return self._not_live("timer_fired")
+        self._gossip.now = now
+        self._out.now = now
+        # the probe timers fire once per probe interval per member, the gossip ticker
+        # several times per second while there is news: exact-type tests first
+        tp = type(timer)
+        if tp is ProbeTick:
+            self._prober.tick(now)
+        elif tp is ProbeTimeout:
+            self._prober.timeout(timer.seq, now)  # type: ignore[attr-defined]
+        elif tp is GossipTick:
+            self._gossip.tick(now)
+        else:
+            self._on_timer(timer, now)
         out = self._out
         actions = out.actions
         out.actions = []
+        if self._finished:
+            self._take_finished(actions)
         return actions
 
+    def packet_received(self, source: Address, data: object, now: float) -> list[Action]:
+        """A datagram ``data`` arrived from ``source`` at time ``now``: the same as
+        ``handle(PacketReceived(source, data), now)``; never raises for what it holds."""
+        if not self._live:
+            return self._not_live("packet_received")
+        self._gossip.now = now
+        out = self._out
+        out.now = now
+        msgs = self._net.packet_in(source, data)
+        if msgs:
+            for msg in msgs:
+                # alives dominate a forming cluster, pings and acks a formed one,
+                # suspects and deads the news of a failure: skip the dispatch for them
+                tp = type(msg)
+                if tp is Ack:
+                    self._prober.on_ack(msg, now)  # type: ignore[arg-type]
+                elif tp is Ping:
+                    self._prober.on_ping(msg, source)  # type: ignore[arg-type]
+                elif tp is Alive:
+                    self._members.on_alive(msg, now)  # type: ignore[arg-type]
+                elif tp is Suspect:
+                    self._members.suspect_node(msg, now)  # type: ignore[arg-type]
+                elif tp is Dead:
+                    self._members.dead_node(msg, now)  # type: ignore[arg-type]
+                else:
+                    self._on_message(msg, source, now)
+        actions = out.actions
+        out.actions = []
+        if self._finished:
+            self._take_finished(actions)
+        return actions
+
+    def _not_live(self, what: str) -> list[Action]:
+        if not self._started:
+            raise RuntimeError(f"call Engine.start(now) before {what}()")
+        return []  # shut down: every input is ignored
+
+    def _flush(self) -> list[Action]:
+        out = self._out
+        actions = out.actions
+        out.actions = []
+        if self._finished:
+            self._take_finished(actions)
+        return actions
+
+    def _take_finished(self, actions: list[Action]) -> None:
+        """Complete the requests whose broadcasts finished (a leave, a metadata update),
+        appending their completions to ``actions``."""
+        out = self._out
+        out.actions = actions
+        for request_id in self._gossip.queue.take_finished():
+            self._complete_wait(request_id)
+        out.actions = []
+
     def _on_timer(self, timer: Timer, now: float) -> None:
-        # the probe timers fire once per probe interval per member: exact-type tests first
-        tp = type(timer)
-        if tp is ProbeTimeout:
-            self._prober.timeout(timer.seq, now)  # type: ignore[attr-defined]
-            return
-        if tp is ProbeEnd:
-            self._prober.end(timer.seq, now)  # type: ignore[attr-defined]
-            return
         match timer:
             case ProbeTick():
                 self._prober.tick(now)
@@ -414,23 +486,6 @@ class Engine:
                 self._complete_wait(rid)
             case _:
                 self._out.drop("unknown_timer", f"{timer!r}")
-
-    def _on_packet(self, pkt: PacketReceived, now: float) -> None:
-        msgs = self._net.packet_in(pkt)
-        if not msgs:
-            return
-        for msg in msgs:
-            # alives dominate a forming cluster, pings and acks a formed one: skip the
-            # dispatch for them
-            tp = type(msg)
-            if tp is Alive:
-                self._members.on_alive(msg, now)  # type: ignore[arg-type]
-            elif tp is Ack:
-                self._prober.on_ack(msg, now)  # type: ignore[arg-type]
-            elif tp is Ping:
-                self._prober.on_ping(msg, pkt.source)  # type: ignore[arg-type]
-            else:
-                self._on_message(msg, pkt.source, now)
 
     def _on_message(self, msg: PacketMessage, source: Address, now: float) -> None:
         match msg:

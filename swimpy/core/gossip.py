@@ -5,6 +5,7 @@ net.go; LIFEGUARD.md §9."""
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 
 from swimpy.core.delegate import Hooks
 from swimpy.core.member import Address, Member, State
@@ -25,6 +26,9 @@ from swimpy.wire.messages import PacketMessage, UserMsg
 #: memberlist's ProtocolVersion from which a peer understands CRC-checked packets.
 CRC_MIN_PROTOCOL = 5
 
+_PART = attrgetter("part")
+_SIZE = attrgetter("size")
+
 
 class Gossip:
     """Owns the broadcast queue. ``members`` is attached by the engine after both exist
@@ -36,6 +40,7 @@ class Gossip:
         self.config = config
         self._out = outbox
         self._net = net
+        self._codec = net.codec
         self._hooks = hooks
         self.queue = BroadcastQueue(config.retransmit_mult)
         #: the engine's clock at the input being handled (set by the engine)
@@ -83,10 +88,10 @@ class Gossip:
     def send_msg(self, dest: Address, msg: PacketMessage) -> None:
         """``encodeAndSendMsg``: one message with as many broadcasts piggybacked as fit.
         v0.2.2's sendMsg passes no node, so no CRC on pings, acks, nacks (WIRE.md §5.1)."""
-        part, n = self._net.codec.encode_part(msg)
+        part, n = self._codec.encode_part(msg)
         if not len(self.queue) and self._hooks.get_broadcasts is None:
             # nothing to piggyback (most pings and acks of a quiet cluster)
-            self._net.send(dest, [part], [n], crc=False)
+            self._net.send_part(dest, part, n)
             return
         avail = self.config.udp_buffer_size - n - COMPOUND_HEADER_OVERHEAD
         avail -= self._net.wire.packet_overhead()
@@ -128,14 +133,16 @@ class Gossip:
         targets = self.members.k_random(self.config.gossip_nodes, ok)
         avail = self.config.udp_buffer_size - COMPOUND_HEADER_OVERHEAD
         avail -= self._net.wire.packet_overhead()
+        stats = self._out.stats
         for t in targets:
             bcasts = self.piggyback(COMPOUND_PART_OVERHEAD, avail, COMPOUND_MAX_PARTS)
             if not bcasts:
                 return
-            self._out.stats["gossip_packets"] += 1
+            stats["gossip_packets"] += 1
+            # (map with attrgetter: no comprehension function called per packet)
             self._net.send(
                 t.address,
-                [b.part for b in bcasts],
-                [b.size for b in bcasts],
+                list(map(_PART, bcasts)),
+                list(map(_SIZE, bcasts)),
                 crc=t.pmax >= CRC_MIN_PROTOCOL,
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NewType
 
+from swimpy.core.frozen import fast_init
 from swimpy.core.member import Address
 from swimpy.core.timers import Timer
 
@@ -25,6 +26,7 @@ class Input:
     """Base class of what ``Engine.handle`` takes."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class PacketReceived(Input):
     """A UDP datagram arrived from ``source``."""
@@ -33,6 +35,7 @@ class PacketReceived(Input):
     data: object
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StreamReceived(Input):
     """Bytes read from inbound connection ``conn_id`` (any amount: the engine reads
@@ -54,6 +57,7 @@ class ConnectionClosed(Input):
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StreamResponse(Input):
     """Bytes of the reply on stream ``stream_id`` (``OpenStream`` with ``expect_reply``),
@@ -64,6 +68,7 @@ class StreamResponse(Input):
     data: object
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StreamSent(Input):
     """A stream opened without ``expect_reply`` was written completely."""
@@ -71,6 +76,7 @@ class StreamSent(Input):
     stream_id: StreamId
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class StreamFailed(Input):
     """A stream we opened could not connect, timed out, or ended without a reply."""
@@ -79,6 +85,7 @@ class StreamFailed(Input):
     reason: str
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TimerFired(Input):
     """A timer the engine set (``SetTimer``) is due."""

@@ -10,6 +10,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from operator import attrgetter
 from typing import Protocol
 
 from swimpy.core.addresses import AddressFilter, ip_text
@@ -25,6 +26,7 @@ from swimpy.wire.messages import Alive, Dead, PacketMessage, Suspect
 log = logging.getLogger("swimpy.core")
 
 _U32 = 0xFFFFFFFF
+_NAME = attrgetter("name")
 #: the length of a full version vector [pmin, pmax, pcur, dmin, dmax, dcur]
 VSN_LEN = 6
 
@@ -430,23 +432,35 @@ class Members:
         """memberlist ``mergeState`` (LIFEGUARD §8.2): never trust a remote 'dead'."""
         table = self.table
         me = self.name
-        for r in remote:
+        # Every name looked up at once (in C). The merge rules for an entry change only
+        # that member's record (and our own, refuting), so a lookup holds unless its
+        # member went through the rules already (a sender may list a member twice); our
+        # own entry always does. A push/pull between two quiet members changes little,
+        # and in the simulator most entries are our very records.
+        current = table.get_many(map(_NAME, remote))
+        touched: set[str] = set()
+        for r, cur in zip(remote, current, strict=True):
             st = r.state
-            raw = r.ip_bytes
+            name = r.name
             if st == State.ALIVE:
-                cur = table.get(r.name)
+                if name in touched:
+                    cur = table.get(name)
+                raw = r.ip_bytes
                 if (
                     cur is not None
-                    and r.incarnation <= cur.incarnation
-                    and cur.port == r.port
-                    and cur.ip_bytes == raw
-                    and r.name != me
+                    and (cur is r or (r.incarnation <= cur.incarnation
+                                      and cur.port == r.port
+                                      and cur.ip_bytes == raw))
+                    and name != me
                 ):
                     continue  # aliveNode would ignore it
-                self.alive_node(Alive(r.incarnation, r.name, raw, r.port, r.meta, r.vsn), now)
+                touched.add(name)
+                self.alive_node(Alive(r.incarnation, name, raw, r.port, r.meta, r.vsn), now)
             elif st == State.LEFT:
-                self.dead_node(Dead(r.incarnation, r.name, r.name), now)
+                touched.add(name)
+                self.dead_node(Dead(r.incarnation, name, name), now)
             elif st in (State.DEAD, State.SUSPECT):
-                self.suspect_node(Suspect(r.incarnation, r.name, me), now)
+                touched.add(name)
+                self.suspect_node(Suspect(r.incarnation, name, me), now)
             else:
                 self._out.drop("malformed", f"push/pull entry {r.name!r} with state {st}")

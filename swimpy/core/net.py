@@ -8,6 +8,7 @@ read incrementally, one reader per connection, and handed up once complete.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -17,7 +18,6 @@ from swimpy.core.codec import Codec, StreamInput
 from swimpy.core.inputs import (
     ConnectionClosed,
     ConnId,
-    PacketReceived,
     StreamFailed,
     StreamId,
     StreamReceived,
@@ -129,31 +129,40 @@ class Net:
         stats["bytes_sent"] += size
         self._out.actions.append(SendPacket(dest, data, size))
 
+    def send_part(self, dest: Address, part: object, size: int) -> None:
+        """``send(dest, [part], [size], crc=False)``: one encoded message, no CRC (most
+        pings and acks go out alone)."""
+        data, size = self.codec.packet_one(part, size, False, self.wire, self._nonce)
+        stats = self._out.stats
+        stats["packets_sent"] += 1
+        stats["bytes_sent"] += size
+        self._out.actions.append(SendPacket(dest, data, size))
+
     def send_one(self, dest: Address, msg: PacketMessage, crc: bool) -> None:
         part, size = self.codec.encode_part(msg)
         self.send(dest, [part], [size], crc)
 
-    def packet_in(self, pkt: PacketReceived) -> list[PacketMessage] | None:
-        """The messages of a datagram, or None if it was dropped."""
+    def packet_in(self, source: Address, data: object) -> Sequence[PacketMessage] | None:
+        """The messages of datagram ``data`` from ``source``, or None if it was dropped."""
         stats = self._out.stats
         stats["packets_received"] += 1
-        if self._filtering and not self._addresses.allows(pkt.source[0]):
-            self._out.drop("cidr", f"packet from {pkt.source[0]} outside cidrs_allowed")
+        if self._filtering and not self._addresses.allows(source[0]):
+            self._out.drop("cidr", f"packet from {source[0]} outside cidrs_allowed")
             return None
         codec = self.codec
         try:
-            decoded = codec.decode_packet_untrusted(pkt.data, self.wire)
+            decoded = codec.decode_packet_untrusted(data, self.wire)
         except WireError as exc:
-            stats["bytes_received"] += codec.received_size(pkt.data)
-            self._out.drop(exc.reason, f"packet from {pkt.source}: {exc}")
+            stats["bytes_received"] += codec.received_size(data)
+            self._out.drop(exc.reason, f"packet from {source}: {exc}")
             self._out.warn("packet", "%s: dropped packet from %s: %s", self._out.name,
-                           pkt.source, exc)
+                           source, exc)
             return None
         if decoded.size:
             stats["bytes_received"] += decoded.size
         if decoded.errors:
             for err in decoded.errors:
-                self._out.drop(err.reason, f"part of a packet from {pkt.source}: {err}")
+                self._out.drop(err.reason, f"part of a packet from {source}: {err}")
         if decoded.truncated_parts:
             stats["dropped_truncated_parts"] += decoded.truncated_parts
         return decoded.messages

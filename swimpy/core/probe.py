@@ -9,7 +9,7 @@ import logging
 import random
 from dataclasses import dataclass
 
-from swimpy.core.actions import PingCompleted
+from swimpy.core.actions import PingCompleted, SetTimer
 from swimpy.core.addresses import ip_text
 from swimpy.core.delegate import Hooks
 from swimpy.core.gossip import CRC_MIN_PROTOCOL, Gossip
@@ -31,6 +31,8 @@ MAX_ACK_HANDLERS = 4096
 #: memberlist protocol versions from which a peer answers TCP pings / sends nacks.
 TCP_PING_MIN_PROTOCOL = 3
 NACK_MIN_PROTOCOL = 4
+#: states skipped by the probe round (memberlist probes alive and suspect members)
+_NOT_PROBED = (State.DEAD, State.LEFT)
 
 
 @dataclass(slots=True)
@@ -97,7 +99,7 @@ class Prober:
         while at <= now:
             at += interval
         self._tick_at = at
-        self._out.timer(PROBE_TICK, at)
+        self._out.actions.append(SetTimer(PROBE_TICK, at))
         if self._probe is None:
             self._probe_next(now)
         elif not self._tick_pending:
@@ -126,7 +128,7 @@ class Prober:
                 members.reset_nodes(now)
                 num_check += 1
                 continue
-            if m.name == self._name or m.state in (State.DEAD, State.LEFT):
+            if m.name == self._name or m.state in _NOT_PROBED:
                 num_check += 1
                 continue
             self._probe_node(m, now)
@@ -142,7 +144,8 @@ class Prober:
         self._probe = probe
         self._acks[seq] = probe
         ping = Ping(seq, m.name, self._ip, self._port, self._name)
-        self._out.stats["probes"] += 1
+        out = self._out
+        out.stats["probes"] += 1
         if m.state == State.ALIVE:
             self._gossip.send_msg(m.address, ping)
         else:
@@ -156,7 +159,7 @@ class Prober:
         # an ack (most probes are acked before it, and timers are never cancelled, so
         # setting both up front would deliver a stale ProbeEnd for nearly every probe).
         # The config keeps probe_timeout <= probe_interval <= the scaled deadline.
-        self._out.timer(ProbeTimeout(seq), now + c.probe_timeout)
+        out.actions.append(SetTimer(ProbeTimeout(seq), now + c.probe_timeout))
 
     def timeout(self, seq: int, now: float) -> None:
         """No direct ack within ProbeTimeout: indirect probes and the TCP fallback."""

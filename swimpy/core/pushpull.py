@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from swimpy.core.actions import JoinCompleted
 from swimpy.core.addresses import ip_text
@@ -22,6 +23,8 @@ from swimpy.profiles import Config
 from swimpy.wire.stream import PushPull
 
 log = logging.getLogger("swimpy.core")
+
+_VSN = attrgetter("vsn")
 
 
 @dataclass(slots=True)
@@ -49,7 +52,7 @@ class PushPullSync:
 
     def _local(self, join: bool) -> tuple[list[Member], bytes]:
         user = bytes(self._hooks.call("local_state", b"", join))
-        return list(self._members.table.values()), user
+        return self._members.table.records(), user
 
     # ------------------------------------------------------------------ periodic
 
@@ -167,9 +170,18 @@ class PushPullSync:
         version vectors, so thousands of members with a few versions cost little.
         """
         alive = State.ALIVE
-        local = self._members.table.values()
-        alive_vsns = {m.vsn for m in local if m.state == alive and m.vsn}
-        alive_vsns.update(r.vsn for r in remote if r.state == alive and r.vsn)
+        local = self._members.table.records()
+        every = set(map(_VSN, remote))
+        every.update(map(_VSN, local))
+        if len(every) == 1:
+            # one version vector for everyone (the usual case): the alive versions are
+            # that one if there is an alive entry at all, without a pass over both lists
+            (v,) = every
+            alive_vsns = every if v and (any(r.state == alive for r in remote)
+                                         or any(m.state == alive for m in local)) else set()
+        else:
+            alive_vsns = {m.vsn for m in local if m.state == alive and m.vsn}
+            alive_vsns.update(r.vsn for r in remote if r.state == alive and r.vsn)
         if not alive_vsns:
             return None
         padded = [_vsn6(v) for v in alive_vsns]
@@ -177,8 +189,6 @@ class PushPullSync:
         minpmax = min(v[1] for v in padded)
         maxdmin = max(v[3] for v in padded)
         mindmax = min(v[4] for v in padded)
-        every = {r.vsn for r in remote}
-        every.update(m.vsn for m in local)
         for raw in every:
             v = _vsn6(raw)
             bad = None

@@ -85,8 +85,15 @@ class BroadcastQueue:
     #: name -> the queued broadcast with that name (memberlist's ``tm``)
     _by_name: dict[str, Broadcast] = field(default_factory=dict)
     _next_id: int = 0
-    #: notify tokens of broadcasts finished since the last ``take_finished``
-    _finished: list[int] = field(default_factory=list)
+    #: ``(num_nodes, retransmit_limit(retransmit_mult, num_nodes))`` of the last
+    #: ``get_broadcasts`` (the cluster size rarely changes between two packets)
+    _limit_for: tuple[int, int] = (-1, 0)
+    #: a few empty tiers to reuse (``_take_all`` needs a new tier 0 every time)
+    _free: list[_Tier] = field(default_factory=list)
+    #: notify tokens of broadcasts finished since the last ``take_finished`` (callers
+    #: only read it; it stays the same list object, so an owner may keep a reference and
+    #: test it after every input without a call)
+    finished: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return self._count
@@ -105,7 +112,9 @@ class BroadcastQueue:
         """Drop empty tiers at the top, so walks stop at the last broadcast."""
         tiers = self._tiers
         while tiers and not tiers[-1].items:
-            tiers.pop()
+            tier = tiers.pop()
+            if len(self._free) < 4:
+                self._free.append(tier)  # empty: its keys go with its items
 
     def _find(self, b: Broadcast) -> tuple[_Tier, int] | None:
         """Where ``b`` is filed under its current key, or None if it is not queued."""
@@ -131,7 +140,7 @@ class BroadcastQueue:
 
     def _finish(self, b: Broadcast) -> None:
         if b.notify is not None:
-            self._finished.append(b.notify)
+            self.finished.append(b.notify)
 
     def _unname(self, b: Broadcast) -> None:
         if b.name is not None and self._by_name.get(b.name) is b:
@@ -167,7 +176,7 @@ class BroadcastQueue:
                 if t == len(tiers) - 1:
                     self._trim()
                 if old.notify is not None:
-                    self._finished.append(old.notify)
+                    self.finished.append(old.notify)
             self._by_name[name] = b
         elif self._find(b) is not None:
             raise ValueError(f"broadcast {b.id} is already queued")
@@ -190,10 +199,11 @@ class BroadcastQueue:
     @property
     def has_finished(self) -> bool:
         """Whether ``take_finished`` would return anything (checked after every input)."""
-        return bool(self._finished)
+        return bool(self.finished)
 
     def take_finished(self) -> list[int]:
-        out, self._finished = self._finished, []
+        out = self.finished[:]
+        self.finished.clear()
         return out
 
     def get_broadcasts(
@@ -211,7 +221,10 @@ class BroadcastQueue:
         """
         if not self._count:
             return []
-        tlimit = retransmit_limit(self.retransmit_mult, num_nodes)
+        n, tlimit = self._limit_for
+        if n != num_nodes:
+            tlimit = retransmit_limit(self.retransmit_mult, num_nodes)
+            self._limit_for = (num_nodes, tlimit)
         if (
             self._count <= max_parts
             and overhead >= 0
@@ -287,10 +300,24 @@ class BroadcastQueue:
         one as it is. Then all in tiers >= ``tlimit`` are finished, in queue order,
         exactly as the general path would."""
         tiers = self._tiers
-        out: list[Broadcast] = []
-        for tier in tiers:
-            if tier.items:
-                out += tier.items
+        # Collect from the top tier down (it is never empty) until every broadcast is
+        # found: the tiers below the lowest one in use are empty, and with the few
+        # broadcasts of a gossiping cluster most of the retransmit limit's tiers are.
+        found: list[list[Broadcast]] = []
+        left = self._count
+        for tier in reversed(tiers):
+            items = tier.items
+            if items:
+                found.append(items)
+                left -= len(items)
+                if left <= 0:
+                    break
+        if len(found) == 1:
+            out = found[0][:]
+        else:
+            out = []
+            for items in reversed(found):
+                out += items
         for b in out:
             b.transmits += 1
         # Tier t becomes tier t + 1; those that reach ``tlimit`` are finished, lowest
@@ -300,6 +327,13 @@ class BroadcastQueue:
             for tier in tiers:
                 self._drop_all(tier.items)
             tiers.clear()
+            return out
+        if len(tiers) < top:
+            # nothing reaches the limit (the usual case): a new empty tier 0 (one that
+            # ``_trim`` took off the top earlier, if any), the top tier is not empty
+            free = self._free
+            tiers.insert(0, free.pop() if free else _Tier())
+            self._trim()
             return out
         gone = tiers[top - 1 :]
         for tier in gone:

@@ -140,6 +140,28 @@ class MemberTable(Mapping[str, Member]):
         for name in self._extra:
             yield over[name]
 
+    def records(self) -> list[Member]:
+        """``list(self.values())``, built in C when the table has no holes (push/pull
+        sends the whole table)."""
+        if self._holes:
+            return list(self.iter_values())
+        over = self._over
+        out = list(map(over.get, self._base_names, self._base_records.values()))
+        out += map(over.__getitem__, self._extra)
+        return out
+
+    def get_many(self, names: Iterable[str]) -> list[Member | None]:
+        """``[self.get(name) for name in names]``, with the lookups done in C (push/pull
+        merges look up every member of the sender's table)."""
+        names = list(names)
+        base = list(map(self._base_records.get, names))
+        over = self._over
+        if not over:
+            return base
+        gone = _GONE
+        return [b if o is None else (None if o is gone else o)
+                for o, b in zip(map(over.get, names), base, strict=True)]
+
     # ------------------------------------------------------------------ slots
 
     @property

@@ -3,8 +3,9 @@
 The contract with drivers (the runtime, the simulator, :mod:`swimpy.testing`):
 
 * ``SetTimer(timer, at)`` asks for ``TimerFired(timer)`` to be handed back at or after
-  ``at``. A driver may deliver it a little early (asyncio's ``call_at`` runs a handle up to
-  its clock resolution early); the engine treats a current timer delivered early as due.
+  ``at`` (or for ``Engine.timer_fired(timer, now)`` to be called, which is the same). A
+  driver may deliver it a little early (asyncio's ``call_at`` runs a handle up to its
+  clock resolution early); the engine treats a current timer delivered early as due.
 * Timers are never cancelled and never coalesced: two equal timers set twice are
   delivered twice. The engine ignores timers that went stale (a probe that already
   ended, a suspicion that was refuted or re-armed) by their sequence number or
@@ -14,6 +15,8 @@ The contract with drivers (the runtime, the simulator, :mod:`swimpy.testing`):
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from swimpy.core.frozen import fast_init
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +49,7 @@ class ReconnectTick(Timer):
     """Serf's reconnect loop for failed members (``ReconnectInterval``)."""
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ProbeTimeout(Timer):
     """The direct probe ``seq`` had no ack within ``ProbeTimeout``: go indirect."""
@@ -53,6 +57,7 @@ class ProbeTimeout(Timer):
     seq: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class ProbeEnd(Timer):
     """Probe ``seq`` reached the end of its (awareness-scaled) interval."""
@@ -60,6 +65,7 @@ class ProbeEnd(Timer):
     seq: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RelayEnd(Timer):
     """An indirect probe we relay (our sequence ``seq``) timed out: maybe nack."""
@@ -67,6 +73,7 @@ class RelayEnd(Timer):
     seq: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class SuspicionTimeout(Timer):
     """The suspicion of ``name`` armed with ``generation`` is due."""
@@ -75,6 +82,7 @@ class SuspicionTimeout(Timer):
     generation: int
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RequestTimeout(Timer):
     """A leave or metadata update (``request_id``) waited long enough."""

@@ -67,6 +67,9 @@ class LinkParams:
     #: a partition drops everything on this link
     blocked: bool
     mean_latency: float
+    #: nothing but latency: no loss, duplicates, reordering or block (the simulator's
+    #: fast path sends over such a link with one latency draw)
+    plain: bool = False
 
 
 @dataclass(slots=True)
@@ -288,7 +291,8 @@ class Network:
             if (a in p.src and b in p.dst) or (p.symmetric and b in p.src and a in p.dst):
                 blocked = True
                 break
-        params = LinkParams(self._sampler(lat), loss, dup, reo, reo_d, blocked, lat.mean)
+        plain = not (blocked or loss or dup or reo)
+        params = LinkParams(self._sampler(lat), loss, dup, reo, reo_d, blocked, lat.mean, plain)
         self._table[zs * self._zones + zd] = params
         return params
 

@@ -248,6 +248,38 @@ def test_merge_state_trusts_remote_alive_and_left_but_only_suspects_remote_dead(
     assert n.member("e").state == State.ALIVE  # type: ignore[union-attr]
 
 
+def test_merge_state_of_a_list_is_merging_its_entries_one_by_one() -> None:
+    # merge_state looks every name up at once; entries naming a member twice, or after
+    # an entry that changed the table, must see the table as it is by then
+    remote = (
+        PushNodeState("b", IP, 8000, b"", 3, int(State.ALIVE), VSN),
+        PushNodeState("b", IP, 8000, b"", 3, int(State.SUSPECT), VSN),
+        PushNodeState("b", IP, 8000, b"", 3, int(State.ALIVE), VSN),
+        PushNodeState("c", IP, 8000, b"", 1, int(State.ALIVE), VSN),
+        PushNodeState("e", IP, 8001, b"", 1, int(State.ALIVE), VSN),
+        PushNodeState("e", IP, 8001, b"", 2, int(State.ALIVE), VSN),
+        PushNodeState("e", IP, 8001, b"", 2, int(State.ALIVE), VSN),
+        PushNodeState("c", IP, 8000, b"", 4, int(State.LEFT), VSN),
+        PushNodeState("self", IP, 7946, b"", 1, int(State.ALIVE), VSN),
+    )
+    together, apart = mk(), mk()
+    for n in (together, apart):
+        feed(n, alive("b"), alive("c"), alive("d"))
+    acts_together = together.handle(PacketReceived(SRC, ()), 2.0)
+    together._members.merge_state(remote, 2.0)
+    acts_together += together._out.take()
+    acts_apart = apart.handle(PacketReceived(SRC, ()), 2.0)
+    for r in remote:
+        apart._members.merge_state((r,), 2.0)
+    acts_apart += apart._out.take()
+    assert acts_together == acts_apart
+    assert together.table() == apart.table()
+    assert together.statistics().counters == apart.statistics().counters
+    assert sorted((m.name, m.state, m.incarnation) for m in together.table().values()) == [
+        ("b", State.SUSPECT, 3), ("c", State.LEFT, 4), ("d", State.ALIVE, 1),
+        ("e", State.ALIVE, 2), ("self", State.ALIVE, 1)]
+
+
 # --------------------------------------------------------------------------- refutation
 
 

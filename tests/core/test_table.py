@@ -124,6 +124,22 @@ def test_table_behaves_like_a_dict(ops: list[tuple[str, int]]) -> None:
         assert sorted(t) == sorted(model)
         slots = [t.at(s) for s in range(t.slot_count)]
         assert sorted(m.name for m in slots if m is not None) == sorted(model)
+        # the bulk reads push/pull uses agree with the one-by-one ones
+        assert t.records() == list(t.values())
+        names = [f"m{k}" for k in range(16)] + ["m1", "nobody"]
+        assert t.get_many(names) == [t.get(n) for n in names]
+
+
+def test_bulk_reads_without_holes_and_with_an_empty_overlay() -> None:
+    t = table_of(6, without="self")  # nobody left out: no holes, nothing in the overlay
+    names = ["m0", "m5", "m9", "m2"]
+    assert t.get_many(names) == [t.get(n) for n in names]
+    assert t.records() == list(t.values())
+    t.set(rec("m2", inc=3))
+    t.set(rec("new", inc=1))
+    assert t.get_many([*names, "new"]) == [t.get(n) for n in [*names, "new"]]
+    assert t.records() == list(t.values())
+    assert t.records()[-1].name == "new"
 
 
 # ------------------------------------------------------------------ ProbeOrder
