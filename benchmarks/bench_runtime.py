@@ -8,6 +8,8 @@ Usage::
     python benchmarks/bench_runtime.py --quick         # 20 s windows, one lateness trial (~2 min)
     python benchmarks/bench_runtime.py --parts cpu --members 16 --window 60
     python benchmarks/bench_runtime.py --parts udp,lateness --out /tmp/runtime.json
+    # members from another checkout (before/after), results stored under a label
+    python benchmarks/bench_runtime.py --parts cpu --swimpy-root /tmp/old --label before
 
 Parts (``--parts``, default all):
 
@@ -19,7 +21,9 @@ Parts (``--parts``, default all):
   ``--window`` seconds: percent of one core per member (mean, max), and RSS
   (``/proc/PID/status`` VmRSS) at the end of the window. The clusters run one after the
   other so they do not compete for the cores; the machine's busy cores during each window
-  are recorded.
+  are recorded. With ``--concurrent`` both clusters run at once and are measured in one
+  window, so both see the same load from whatever else runs on the machine.
+  ``--swimpy-root`` runs the members from another checkout (before/after comparisons).
 * ``udp``: one swimpy node (in this process, trio, lan profile) receives valid pings
   (``swimpy.wire`` ping packets addressed to its name) from a sender in another process,
   at increasing paced rates for ``--step`` seconds each, then as fast as the sender can
@@ -74,6 +78,7 @@ from swimpy import profiles  # noqa: E402
 from swimpy.core.actions import Action, SetTimer  # noqa: E402
 from swimpy.core.engine import Engine  # noqa: E402
 from swimpy.core.inputs import ConnId, Input, Request, TimerFired  # noqa: E402
+from swimpy.core.member import Address  # noqa: E402
 from swimpy.core.pushpull import PushPullSync  # noqa: E402
 from swimpy.core.timers import ProbeTick, Timer  # noqa: E402
 from swimpy.profiles import Config  # noqa: E402
@@ -146,17 +151,19 @@ class Processes:
     """Processes started by this benchmark, each logging to its own file; :meth:`stop_all`
     stops them by PID, newest first (SIGTERM, SIGKILL after ``TERM_TIMEOUT``)."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, root: Path = _ROOT) -> None:
         self.log_dir = log_dir
+        #: the source tree whose swimpy package the processes import
+        self.root = root
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self._logs: list[IO[bytes]] = []
 
     def start(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
         out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_all
         self._logs.append(out)
-        env = dict(os.environ, PYTHONPATH=str(_ROOT))
+        env = dict(os.environ, PYTHONPATH=str(self.root))
         proc = subprocess.Popen(list(args), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=_ROOT, env=env)
+                                stderr=subprocess.STDOUT, cwd=self.root, env=env)
         self.procs.append((name, proc))
         return proc
 
@@ -270,17 +277,33 @@ def serf_alive_views(rpc_ports: Sequence[int], names: set[str]) -> bool:
 
 def measure_window(pids: Sequence[int], window: float) -> dict[str, Any]:
     """CPU % of one core and RSS of each process over ``window`` seconds."""
+    return measure_windows([pids], window)[0]
+
+
+def measure_windows(groups: Sequence[Sequence[int]], window: float) -> list[dict[str, Any]]:
+    """:func:`measure_window` for several groups of processes over one shared window (the
+    machine's busy cores are for all of them together)."""
     busy0, total0 = machine_ticks()
     t0 = time.monotonic()
-    cpu0 = [cpu_seconds(p) for p in pids]
+    cpu0 = [[cpu_seconds(p) for p in pids] for pids in groups]
     time.sleep(window)  # the measurement window
-    cpu1 = [cpu_seconds(p) for p in pids]
+    cpu1 = [[cpu_seconds(p) for p in pids] for pids in groups]
     elapsed = time.monotonic() - t0
     busy1, total1 = machine_ticks()
-    rss = [rss_mib(p) for p in pids]
-    cpu = [100 * (b - a) / elapsed for a, b in zip(cpu0, cpu1, strict=True)]
     ncpu = os.cpu_count() or 1
     busy = ncpu * (busy1 - busy0) / max(1, total1 - total0)
+    all_cpu = sum(100 * (b - a) / elapsed for c0, c1 in zip(cpu0, cpu1, strict=True)
+                  for a, b in zip(c0, c1, strict=True))
+    out = []
+    for pids, c0, c1 in zip(groups, cpu0, cpu1, strict=True):
+        rss = [rss_mib(p) for p in pids]
+        cpu = [100 * (b - a) / elapsed for a, b in zip(c0, c1, strict=True)]
+        out.append(_window_result(elapsed, cpu, rss, busy, all_cpu))
+    return out
+
+
+def _window_result(elapsed: float, cpu: list[float], rss: list[float], busy: float,
+                   all_cpu: float) -> dict[str, Any]:
     return {
         "window_s": round(elapsed, 2),
         "cpu_percent": summary(cpu, 3),
@@ -290,13 +313,19 @@ def measure_window(pids: Sequence[int], window: float) -> dict[str, Any]:
         "rss_mib_per_member": [round(r, 1) for r in rss],
         "machine_busy_cores": round(busy, 3),
         # what else ran on the machine meanwhile (other processes, the kernel)
-        "other_busy_cores": round(busy - sum(cpu) / 100, 3),
+        "other_busy_cores": round(busy - all_cpu / 100, 3),
         "loadavg_after": Path("/proc/loadavg").read_text().split()[:3],
     }
 
 
-def swimpy_cluster(n: int, window: float, settle: float, tmp: Path) -> dict[str, Any]:
-    procs = Processes(tmp)
+#: what a cluster function calls once its members converged and settled: measure their
+#: PIDs over the window (another cluster may be started and measured alongside)
+Measure = Callable[[list[int]], dict[str, Any]]
+
+
+def swimpy_cluster(n: int, window: float, settle: float, tmp: Path,
+                   root: Path = _ROOT, measure: Measure | None = None) -> dict[str, Any]:
+    procs = Processes(tmp, root)
     try:
         ports = free_ports(n)
         names = [f"swimpy-{i:02d}" for i in range(n)]
@@ -325,7 +354,7 @@ def swimpy_cluster(n: int, window: float, settle: float, tmp: Path) -> dict[str,
         time.sleep(settle)  # let the join's gossip die down before measuring
         before = [read_status(p) for p in paths]
         mtimes0 = [p.stat().st_mtime for p in paths]
-        result = measure_window(pids, window)
+        result = measure(pids) if measure else measure_window(pids, window)
         procs.check_running()
         # the views once more: still all alive after the window (files are 5 s old at most)
         mtime_deadline = max(mtimes0) + 5
@@ -350,7 +379,8 @@ def swimpy_cluster(n: int, window: float, settle: float, tmp: Path) -> dict[str,
         procs.stop_all()
 
 
-def serf_cluster(n: int, window: float, settle: float, tmp: Path) -> dict[str, Any]:
+def serf_cluster(n: int, window: float, settle: float, tmp: Path,
+                 measure: Measure | None = None) -> dict[str, Any]:
     procs = Processes(tmp)
     try:
         ports = free_ports(2 * n)
@@ -385,7 +415,7 @@ def serf_cluster(n: int, window: float, settle: float, tmp: Path) -> dict[str, A
         log(f"  serf: {n} agents alive everywhere after {converge_s:.1f} s; "
             f"settling {settle:g} s, measuring {window:g} s")
         time.sleep(settle)
-        result = measure_window(pids, window)
+        result = measure(pids) if measure else measure_window(pids, window)
         procs.check_running()
         result["all_alive_after_window"] = serf_alive_views(rpc, set(names))
         result["converge_s"] = round(converge_s, 1)
@@ -396,14 +426,45 @@ def serf_cluster(n: int, window: float, settle: float, tmp: Path) -> dict[str, A
         procs.stop_all()
 
 
-def part_cpu(n: int, window: float, settle: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-runtime-") as d:
+def part_cpu(n: int, window: float, settle: float, root: Path = _ROOT,
+             concurrent: bool = False) -> dict[str, Any]:
+    have_serf = shutil.which("serf") is not None
+    serf: dict[str, Any] | None = None
+    # The members' status files (rewritten every 5 s, atomically: write, then rename) are
+    # the benchmark's own probe, not a member's work; on tmpfs a rewrite costs about a
+    # seventh of what it costs on ext4 (~25 vs ~155 us), which was ~7% of a swimpy
+    # member's CPU. Serf is observed over its RPC port, outside the window.
+    shm = Path("/dev/shm")
+    status_dir = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="bench-runtime-", dir=status_dir) as d:
         tmp = Path(d)
-        log(f"cpu: {n} swimpy members, then {n} serf agents")
-        swimpy = swimpy_cluster(n, window, settle, tmp)
-        serf = serf_cluster(n, window, settle, tmp) if shutil.which("serf") else None
+        if concurrent and have_serf:
+            # Both clusters in one window: each measured while the other runs, under the
+            # same load from the rest of the machine (32 mostly idle processes take a few
+            # percent of a core, so they hardly compete).
+            log(f"cpu: {n} swimpy members and {n} serf agents, measured together")
+            got: dict[str, dict[str, Any]] = {}
+
+            def with_serf(swimpy_pids: list[int]) -> dict[str, Any]:
+                def both(serf_pids: list[int]) -> dict[str, Any]:
+                    got["swimpy"], got["serf"] = measure_windows([swimpy_pids, serf_pids],
+                                                                 window)
+                    return got["serf"]
+
+                got["serf_done"] = serf_cluster(n, window, settle, tmp, measure=both)
+                return got["swimpy"]
+
+            swimpy = swimpy_cluster(n, window, settle, tmp, root, measure=with_serf)
+            serf = got["serf_done"]
+            schedule = "concurrent: swimpy and serf clusters measured in one window"
+        else:
+            log(f"cpu: {n} swimpy members, then {n} serf agents")
+            swimpy = swimpy_cluster(n, window, settle, tmp, root)
+            serf = serf_cluster(n, window, settle, tmp) if have_serf else None
+            schedule = "sequential: swimpy cluster, stopped, then serf cluster"
+        swimpy["swimpy_root"] = "this checkout" if root == _ROOT else str(root)
     out: dict[str, Any] = {"members": n, "window_s": window, "settle_s": settle,
-                           "schedule": "sequential: swimpy cluster, stopped, then serf cluster",
+                           "schedule": schedule, "status_files": status_dir or "/tmp",
                            "swimpy": swimpy, "serf": serf}
     if serf is not None:
         out["ratio_swimpy_to_serf"] = {
@@ -603,16 +664,30 @@ def instrumented(rec: Recorder) -> tuple[type[Engine], type[PushPullSync]]:
         def start(self, now: float) -> list[Action]:
             return rec.actions(super().start(now))
 
+        def _timed(self, what: str, call: Callable[[], list[Action]]) -> list[Action]:
+            t0 = time.perf_counter()
+            out = call()
+            took = time.perf_counter() - t0
+            if took > 0.005:
+                rec.long_calls.append((trio.current_time() - took, took, what))
+            return rec.actions(out)
+
+        # the owner loop calls timer_fired / packet_received for timers and datagrams,
+        # handle for the rest (stream data); all three are timed
         def handle(self, inp: Input, now: float) -> list[Action]:
             if type(inp) is TimerFired:
                 rec.timer_fired(inp.timer)
-            t0 = time.perf_counter()
-            out = super().handle(inp, now)
-            took = time.perf_counter() - t0
-            if took > 0.005:
-                what = type(inp.timer if type(inp) is TimerFired else inp).__name__
-                rec.long_calls.append((trio.current_time() - took, took, what))
-            return rec.actions(out)
+            what = type(inp.timer if type(inp) is TimerFired else inp).__name__
+            return self._timed(what, lambda: super(TimedEngine, self).handle(inp, now))
+
+        def timer_fired(self, timer: Timer, now: float) -> list[Action]:
+            rec.timer_fired(timer)
+            return self._timed(type(timer).__name__,
+                               lambda: super(TimedEngine, self).timer_fired(timer, now))
+
+        def packet_received(self, source: Address, data: object, now: float) -> list[Action]:
+            return self._timed("PacketReceived", lambda: super(TimedEngine, self)
+                               .packet_received(source, data, now))
 
         def submit(self, req: Request, now: float) -> tuple[int, list[Action]]:
             rid, actions = super().submit(req, now)
@@ -839,6 +914,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(PARTS)}")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"JSON results, merged by mode (default {DEFAULT_OUT})")
+    parser.add_argument("--swimpy-root", type=Path, default=_ROOT,
+                        help="source tree whose swimpy the cpu part's members run (another "
+                        "checkout, for before/after comparisons; default this one)")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="cpu part: run the swimpy and serf clusters at the same time and "
+                        "measure them in one window (same machine load for both)")
+    parser.add_argument("--label", help="store the results under this name instead of "
+                        "quick/full (e.g. issue10-before)")
     parser.add_argument("--blast", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.blast:
@@ -855,12 +938,13 @@ def main(argv: list[str] | None = None) -> int:
     step = args.step or (3.0 if quick else 5.0)
     lat_window = 10.0 if quick else 30.0
     trials = [True] if quick else [True, True, True, False]
-    mode = "quick" if quick else "full"
+    mode = args.label or ("quick" if quick else "full")
 
     report: dict[str, Any] = {}
     if "cpu" in parts:
         with timed("cpu"):
-            report["cpu"] = part_cpu(args.members, window, settle)
+            report["cpu"] = part_cpu(args.members, window, settle, args.swimpy_root,
+                                     args.concurrent)
     if "udp" in parts:
         with timed("udp"):
             report["udp"] = trio.run(part_udp, step, 2 * step)

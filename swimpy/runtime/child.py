@@ -50,8 +50,11 @@ def _write_status(node: Node, path: str) -> None:
         "keys": [base64.b64encode(k).decode() for k in node.keyring.list()],
     }
     tmp = f"{path}.tmp"
+    # one write of the whole text: json.dump writes each small chunk through the file
+    # object, several times the CPU for a file the benchmarks rewrite every few seconds
+    text = json.dumps(data)
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(text)
     os.replace(tmp, path)
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from swimpy.wire.constants import MAX_DECOMPRESSED_BYTES
 from swimpy.wire.errors import WireError
 
-__all__ = ["compress", "decompress_untrusted"]
+__all__ = ["SMALL_INPUT", "compress", "decompress_untrusted", "min_codes", "pack9", "small_codes"]
 
 _LIT_WIDTH = 8
 _CLEAR = 1 << _LIT_WIDTH  # 256
@@ -39,8 +39,75 @@ _TABLE_SIZE = 1 << _MAX_WIDTH  # 4096
 
 _REASON = "decompress"
 
+#: Longest input whose stream uses only 9-bit codes. Every code written after the clear
+#: code, except the end code, is followed by one ``incHi``: at most ``len - 1`` in the
+#: loop and one in ``Close()``, so the highest code in use is at most ``257 + len``;
+#: Go widens to 10 bits when it reaches 512, so inputs up to 254 bytes never widen (and
+#: never fill the table, which would need 4095).
+SMALL_INPUT = 254
+
 #: expansions of the literal codes, shared by every decoder call
 _LITERALS: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(_CLEAR))
+
+
+def min_codes(data: bytes | bytearray) -> int:
+    """A lower bound on the number of codes in ``compress(data)``'s stream, at C speed
+    (for deciding that compressing cannot pay without running the coder).
+
+    Every stream holds the first clear code, one code per phrase, and the end code. A
+    phrase of length L >= 2 starting at position s is a table entry, and entries are only
+    made from text already read: ``data[s:s+L]`` occurred earlier, wholly before s. So
+    each of its L - 1 adjacent byte pairs repeats a pair that starts earlier in
+    ``data``. Phrases do not overlap, so the bytes all phrases save (the sum of L - 1)
+    are at most the positions whose pair repeats an earlier one, ``(n - 1) - D`` for D
+    distinct pairs, and the phrases number at least ``n - ((n - 1) - D) = D + 1``.
+    Table resets only add clear codes and remove entries, so the bound holds for any
+    length.
+    """
+    n = len(data)
+    if n < 2:
+        return 2 + n
+    view = memoryview(data)
+    # the pairs at even offsets and at odd offsets, as 16-bit values (the byte order
+    # does not matter: equal pairs give equal values either way)
+    pairs = set(view[: n & ~1].cast("H"))
+    pairs.update(view[1 : 1 + ((n - 1) & ~1)].cast("H"))
+    return len(pairs) + 3
+
+
+def small_codes(data: bytes | bytearray) -> list[int]:
+    """The codes of ``compress(data)`` for ``0 < len(data) <= SMALL_INPUT``, clear and
+    end codes included; all of them are 9 bits wide, so the stream is
+    ``ceil(9 * len(codes) / 8)`` bytes long and :func:`pack9` writes it. The same
+    coder as :func:`compress` without the width and reset bookkeeping, which cannot
+    happen at this size (see ``SMALL_INPUT``)."""
+    codes = [_CLEAR]
+    append = codes.append
+    table: dict[int, int] = {}
+    get = table.get
+    hi = _EOF
+    code = data[0]
+    for literal in memoryview(data)[1:]:
+        key = (code << 8) | literal
+        found = get(key)
+        if found is None:
+            append(code)
+            hi += 1
+            table[key] = hi
+            code = literal
+        else:
+            code = found
+    append(code)
+    append(_EOF)
+    return codes
+
+
+def pack9(codes: list[int]) -> bytes:
+    """9-bit codes packed least-significant-bit first, the last byte padded with zeros."""
+    acc = 0
+    for code in reversed(codes):
+        acc = (acc << _MIN_WIDTH) | code
+    return acc.to_bytes((_MIN_WIDTH * len(codes) + 7) // 8, "little")
 
 
 def compress(data: bytes | bytearray | memoryview) -> bytes:

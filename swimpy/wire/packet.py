@@ -9,6 +9,7 @@ Receive undoes it in reverse and then walks compound and compressed parts recurs
 from __future__ import annotations
 
 import binascii
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -170,6 +171,45 @@ def compress_payload(msg: bytes) -> bytes:
     return encode_message(Compress(LZW_ALGO, lzw.compress(msg)))
 
 
+@functools.cache
+def compressed_frame_len(lzw_len: int) -> int:
+    """Bytes of :func:`compress_payload`'s output around an LZW stream of ``lzw_len``
+    bytes (the msgpack header of ``Buf`` grows with it, so this never decreases)."""
+    return len(encode_message(Compress(LZW_ALGO, bytes(lzw_len))))
+
+
+def compress_if_smaller(msg: bytes) -> bytes | None:
+    """``compress_payload(msg)`` when it is shorter than ``msg``, else None: what
+    memberlist's ``rawSendMsgPacket`` keeps with compression on (it compresses every
+    packet and sends the compressed form only if ``buf.Len() < len(msg)``).
+
+    Most packets are pings and acks of a few dozen bytes that LZW cannot shrink, and
+    compressing them was a third of the engine's time per ping in the runtime. The
+    answer is the same, found cheaper:
+
+    * a lower bound first (:func:`lzw.min_codes`, at C speed): each code is at least 9
+      bits, so if even that many codes, framed, are not shorter than ``msg``, the
+      compressed form cannot be (an ack of 20 bytes needs 38).
+    * up to ``lzw.SMALL_INPUT`` bytes every code is exactly 9 bits, so the exact length
+      is known from the code count before anything is packed or framed, and the bytes
+      are built only when they will be sent.
+    * longer messages (gossip compounds) take the general path and compare.
+
+    tests/wire/test_lzw.py and test_packet.py check the bound and this function against
+    ``compress_payload`` on generated inputs and the golden vectors.
+    """
+    n = len(msg)
+    if compressed_frame_len((9 * lzw.min_codes(msg) + 7) // 8) >= n:
+        return None
+    if n <= lzw.SMALL_INPUT:
+        codes = lzw.small_codes(msg)
+        if compressed_frame_len((9 * len(codes) + 7) // 8) >= n:
+            return None
+        return encode_message(Compress(LZW_ALGO, lzw.pack9(codes)))
+    c = compress_payload(msg)
+    return c if len(c) < n else None
+
+
 def decompress_payload_untrusted(buf: bytes, max_output: int) -> bytes:
     """Inverse of :func:`compress_payload`; ``buf`` starts with the 0x09 type byte."""
     c = decode_body_untrusted(Compress, buf[1:])
@@ -232,8 +272,8 @@ def encode_packet(
 ) -> bytes:
     """Wrap one message or compound for UDP, exactly as ``rawSendMsgPacket`` does."""
     if opts.compression:
-        c = compress_payload(msg)
-        if len(c) < len(msg):
+        c = compress_if_smaller(msg)
+        if c is not None:
             msg = c
     if crc:
         msg = add_crc(msg)

@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from swimpy.wire.errors import WireError
-from swimpy.wire.lzw import compress, decompress_untrusted
+from swimpy.wire.lzw import (
+    SMALL_INPUT,
+    compress,
+    decompress_untrusted,
+    min_codes,
+    pack9,
+    small_codes,
+)
 
 _HERE = Path(__file__).resolve()
 _SHARED_VECTORS = _HERE.parents[2].parent / "shared" / "vectors"
@@ -291,3 +298,80 @@ def test_random_bytes_raise_only_wire_error(junk: bytes) -> None:
         decompress_untrusted(junk, max_output=50_000)
     except WireError as exc:
         assert exc.reason == "decompress"
+
+
+# --- the small-input coder and the code-count bound (compress_if_smaller) ------------
+
+# Inputs that exercise the phrase structure: few symbols (long phrases, many table
+# hits), all distinct pairs (no hits), and anything.
+_SMALL = st.one_of(
+    st.binary(min_size=1, max_size=SMALL_INPUT),
+    st.lists(st.integers(0, 3), min_size=1, max_size=SMALL_INPUT).map(bytes),
+    st.lists(st.sampled_from(b"SourceNodeAddrPort\x00\xa4"), min_size=1,
+             max_size=SMALL_INPUT).map(bytes),
+)
+
+
+def _all_distinct_pairs(n: int) -> bytes:
+    """``n`` bytes in which no adjacent pair repeats (a path through distinct pairs), so
+    LZW finds no table entry and writes one code per byte."""
+    out = bytearray()
+    seen: set[tuple[int, int]] = set()
+    b = 0
+    while len(out) < n:
+        out.append(b)
+        nxt = next(c for c in range(256) if (b, c) not in seen)
+        seen.add((b, nxt))
+        b = nxt
+    return bytes(out)
+
+
+def _codes_in_stream(stream: bytes) -> int:
+    """How many codes a 9-bit-only stream holds: decode it code by code to the end."""
+    value = int.from_bytes(stream, "little")
+    count = 0
+    while True:
+        code = (value >> (9 * count)) & 0x1FF
+        count += 1
+        if code == 257:
+            return count
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SMALL)
+def test_small_coder_matches_compress_byte_for_byte(data: bytes) -> None:
+    codes = small_codes(data)
+    assert pack9(codes) == compress(data)
+    assert len(compress(data)) == (9 * len(codes) + 7) // 8
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_SMALL, st.binary(max_size=3000)))
+def test_min_codes_never_exceeds_the_codes_written(data: bytes) -> None:
+    bound = min_codes(data)
+    if data and len(data) <= SMALL_INPUT:
+        assert bound <= len(small_codes(data))
+    # for any length: at least that many codes of at least 9 bits each
+    assert len(compress(data)) >= (9 * bound + 7) // 8
+
+
+def test_min_codes_is_exact_when_no_pair_repeats() -> None:
+    # the bound's tight case: every phrase a single byte, n + 2 codes
+    for n in (1, 2, 3, 20, 77, SMALL_INPUT):
+        data = _all_distinct_pairs(n)
+        assert min_codes(data) == len(small_codes(data)) == n + 2
+
+
+def test_small_input_is_the_longest_that_stays_at_nine_bits() -> None:
+    # With no table hits the highest code reaches 257 + n. At 255 bytes that is 512 in
+    # Close(), so the end code is written 10 bits wide (its top bit is zero, so only
+    # the byte count can differ); at 256 the last data code is too, and every bit after
+    # it moves. The width-tracking packer above agrees with compress on all three.
+    for n in (SMALL_INPUT, SMALL_INPUT + 1, SMALL_INPUT + 2):
+        data = _all_distinct_pairs(n)
+        assert compress(data) == _pack_codes([256, *data, 257])
+    at_limit = _all_distinct_pairs(SMALL_INPUT)
+    assert compress(at_limit) == pack9(small_codes(at_limit))
+    assert _codes_in_stream(compress(at_limit)) == SMALL_INPUT + 2
+    beyond = _all_distinct_pairs(SMALL_INPUT + 2)
+    assert compress(beyond) != pack9([256, *beyond, 257])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 import time
@@ -13,8 +14,11 @@ from hypothesis import strategies as st
 from swimpy.wire.constants import COMPOUND_MAX_PARTS
 from swimpy.wire.crypto import Keyring
 from swimpy.wire.errors import WireError
+from swimpy.wire.lzw import min_codes
 from swimpy.wire.messages import (
+    Ack,
     Alive,
+    Compress,
     Nack,
     PacketMessage,
     Ping,
@@ -31,7 +35,9 @@ from swimpy.wire.packet import (
     add_crc,
     add_label_header,
     compound_size,
+    compress_if_smaller,
     compress_payload,
+    compressed_frame_len,
     decode_packet_untrusted,
     encode_packet,
     make_compound,
@@ -130,6 +136,48 @@ def test_compression_is_used_only_when_smaller() -> None:
     out = encode_packet(big, WireOptions(compression=True), crc=False)
     assert out[0] == 9 and len(out) < len(big)
     assert only_messages(decode_packet_untrusted(out, PLAIN)) == [UserMsg(b"a" * 500)]
+
+
+def _kept_by_memberlist(msg: bytes) -> bytes | None:
+    """What rawSendMsgPacket does: compress, keep it only if shorter."""
+    c = compress_payload(msg)
+    return c if len(c) < len(msg) else None
+
+
+def test_compressed_frame_len_matches_the_encoder_and_never_decreases() -> None:
+    lengths = [compressed_frame_len(k) for k in range(70_000)]
+    for k in (0, 1, 31, 32, 255, 256, 290, 65_535, 65_536, 69_999):
+        assert lengths[k] == len(encode_message(Compress(0, bytes(k))))
+    assert all(a <= b for a, b in itertools.pairwise(lengths))
+
+
+_SIZED = st.one_of(
+    st.binary(max_size=400),
+    st.lists(st.integers(0, 5), max_size=400).map(bytes),
+    st.lists(st.sampled_from(b"\x00\x01NodeSeqNoSourceAddr"), max_size=300).map(bytes),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SIZED)
+def test_compress_if_smaller_keeps_exactly_what_memberlist_keeps(msg: bytes) -> None:
+    assert compress_if_smaller(msg) == _kept_by_memberlist(msg)
+
+
+def test_compress_if_smaller_on_real_messages_and_every_length_around_the_cutoffs() -> None:
+    msgs = [encode_message(m) for m in (PING_SHORT, SELF_ALIVE, UserMsg(b"a" * 500))]
+    msgs += [raw for raw in V.values() if raw and raw[0] != 0x09]
+    pattern = b"SourceNode\xa9swimpy-03\x00" * 20
+    msgs += [pattern[:n] for n in range(1, 400)]  # repetitive: compression wins past ~30 bytes
+    kept = 0
+    for msg in msgs:
+        want = _kept_by_memberlist(msg)
+        assert compress_if_smaller(msg) == want, msg
+        kept += want is not None
+    assert 0 < kept < len(msgs)
+    # an ack (20 bytes) is decided by the bound alone; it can never shrink
+    ack = encode_message(Ack(12345, b""))
+    assert compressed_frame_len((9 * min_codes(ack) + 7) // 8) >= len(ack)
 
 
 @pytest.mark.parametrize("compression", [False, True])
