@@ -63,8 +63,9 @@ for _p in (_ROOT, _HERE):
 from bench_wire import machine_info  # noqa: E402
 from cluster import adapters, nftcount, report  # noqa: E402
 from cluster.predict import predict  # noqa: E402
-from cluster.run import loadavg, log, run_cluster  # noqa: E402
+from cluster.run import log, run_cluster  # noqa: E402
 from cluster.stats import bootstrap_median_diff, relative_error  # noqa: E402
+from procstat import loadavg  # noqa: E402
 
 RESULTS = _ROOT / "benchmarks" / "results"
 DEFAULT_OUT = RESULTS / "cluster.json"

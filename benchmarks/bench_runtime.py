@@ -71,6 +71,7 @@ if str(_ROOT) not in sys.path:  # allow running from a checkout without installi
 
 import trio  # noqa: E402
 from bench_wire import machine_info, serf_meta  # noqa: E402
+from procstat import cpu_seconds, free_ports, machine_ticks, rss_mib  # noqa: E402
 
 import swimpy.core.engine as engine_module  # noqa: E402
 import swimpy.runtime.node as node_module  # noqa: E402
@@ -93,7 +94,6 @@ PARTS = ("cpu", "udp", "lateness")
 HOST = "127.0.0.1"
 #: SIGTERM, then SIGKILL after this many seconds
 TERM_TIMEOUT = 5.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: paced rates of the udp part (datagrams per second), tried in order until one loses >5%
 UDP_RATES = (2_000, 5_000, 10_000, 12_500, 15_000, 17_500, 20_000, 22_500, 25_000, 30_000,
              40_000, 50_000, 60_000, 80_000, 100_000)
@@ -121,30 +121,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
         if time.monotonic() - start >= timeout:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
-
-
-def free_ports(n: int, host: str = HOST) -> list[int]:
-    """``n`` distinct ports free for both TCP and UDP a moment ago (held together while
-    choosing, so none repeats)."""
-    held: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < n:
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(tcp)
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            held.append(udp)
-            try:
-                udp.bind((host, port))
-            except OSError:
-                continue
-            ports.append(port)
-    finally:
-        for s in held:
-            s.close()
-    return ports
 
 
 class Processes:
@@ -203,27 +179,6 @@ def run_cmd(args: Sequence[str], timeout: float = 10.0) -> str:
 
 
 # --- /proc -----------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rpartition(")")[2].split()  # fields[0] is field 3 (state)
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores (/proc/stat; idle, iowait and steal are not busy)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    total = sum(values[:8])  # guest time is already in user
-    return total - values[3] - values[4] - values[7], total
 
 
 def udp_drops(port: int) -> int:

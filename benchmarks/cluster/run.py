@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import time
@@ -14,66 +13,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cluster.adapters import HOST, TERM_TIMEOUT, EventLog, Member, System
+from procstat import cpu_seconds, free_ports, loadavg, machine_ticks, rss_mib
+
+from cluster.adapters import TERM_TIMEOUT, EventLog, Member, System
 from cluster.events import DEAD, JOINED, SUSPECT, Event, suspicion_episodes
 from cluster.nftcount import NftCounters, traffic
 from cluster.sniff import Sniffer
 from cluster.stats import summarize
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: suspicion reports about one member less than this far apart are one episode
 EPISODE_GAP = 10.0
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def free_ports(n: int, host: str = HOST) -> list[int]:
-    """``n`` distinct ports free for both TCP and UDP a moment ago (held while choosing)."""
-    held: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < n:
-            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(tcp)
-            tcp.bind((host, 0))
-            port = tcp.getsockname()[1]
-            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            held.append(udp)
-            try:
-                udp.bind((host, port))
-            except OSError:
-                continue
-            ports.append(port)
-    finally:
-        for s in held:
-            s.close()
-    return ports
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
-def machine_ticks() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores (idle, iowait and steal are not busy)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    total = sum(values[:8])
-    return total - values[3] - values[4] - values[7], total
 
 
 def stop_all(members: Sequence[Member]) -> None:
