@@ -24,6 +24,16 @@ from tests.runtime.serfharness import (
 )
 
 SWIMPY = [sys.executable, "-m", "swimpy"]
+#: Deadlines for a cluster forming by joins to one seed at about the same time. A member
+#: sometimes misses the transmit-limited gossip about another joiner (the local profile
+#: sends each broadcast twice at this size) and learns of it only from a push/pull, which
+#: first comes a random stagger of up to one push_pull_interval plus one interval after
+#: start, as in memberlist (pushPullTrigger); `swimpy demo` showed the same (README of
+#: the demo's limits). So allow two intervals: 2 x 15 s on the local profile, 2 x 30 s on
+#: the lan profile. Most runs converge in well under a second; one CI run here took over
+#: 15 s. Which race leaves the member out is not pinned down yet.
+FORMING = 35.0
+FORMING_LAN = 65.0
 KEY1 = base64.b64encode(bytes(range(32))).decode()
 KEY2 = base64.b64encode(bytes(range(100, 132))).decode()
 
@@ -98,7 +108,7 @@ def test_three_agents_kill_leave_and_members(procs: ProcessRegistry, tmp_path: P
     c = AgentProc(procs, tmp_path, "c", "--retry-join", a.address, "--retry-interval", "1s")
     agents = [a, b, c]
     wait_until(lambda: all(x.statuses() == {"a": "alive", "b": "alive", "c": "alive"}
-                           for x in agents), 15, "all three agents to agree")
+                           for x in agents), FORMING, "all three agents to agree")
     m = b.members()["a"]
     assert m["tags"] == {"role": "db"} and m["addr"] == "127.0.0.1" and m["port"] == a.port
     assert isinstance(m["incarnation"], int) and base64.b64decode(m["meta_b64"])[0] == 0xFF
@@ -139,7 +149,7 @@ def test_key_rotation_with_nobody_declared_dead(procs: ProcessRegistry,
                                 str(tmp_path / f"{name}.keyring"), *join))
     names = {"a", "b", "c"}
     wait_until(lambda: all(set(x.statuses()) == names and set(x.statuses().values()) == {"alive"}
-                           for x in agents), 15, "encrypted cluster")
+                           for x in agents), FORMING, "encrypted cluster")
     for op, key in (("--install", KEY2), ("--use", KEY2), ("--remove", KEY1)):
         for x in agents:
             out = swimpy("keys", op, key, "--rpc-addr", x.rpc)
@@ -231,7 +241,7 @@ def test_mixed_cluster_with_serf_agents(procs: ProcessRegistry, tmp_path: Path) 
         theirs = {n for n, st in b.statuses().items() if st == "alive"}
         return serf_alive == ours == theirs == names
 
-    wait_until(agree, 20, "swimpy members and serf members to agree")
+    wait_until(agree, FORMING_LAN, "swimpy members and serf members to agree")
     assert s1.member("a") is not None and s1.member("a")["tags"] == {"role": "py"}  # type: ignore[index]
     assert a.members()["s1"]["tags"] == {"role": "serf"}
 
@@ -309,7 +319,7 @@ def test_turning_encryption_on_in_a_live_cluster(procs: ProcessRegistry,
     def all_alive() -> bool:
         return all(x.statuses() == {"a": "alive", "b": "alive", "c": "alive"} for x in agents)
 
-    wait_until(all_alive, 15, "a plain cluster")
+    wait_until(all_alive, FORMING, "a plain cluster")
     steps = [("--verify", "off,off"), ("--install", KEY1), ("--verify", "off,on"),
              ("--verify", "on,on")]
     for op, value in steps:
