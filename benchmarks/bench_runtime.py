@@ -71,7 +71,14 @@ if str(_ROOT) not in sys.path:  # allow running from a checkout without installi
 
 import trio  # noqa: E402
 from bench_wire import machine_info, serf_meta  # noqa: E402
-from procstat import cpu_seconds, free_ports, machine_ticks, rss_mib  # noqa: E402
+from procstat import (  # noqa: E402
+    TERM_TIMEOUT,
+    cpu_seconds,
+    free_ports,
+    machine_ticks,
+    rss_mib,
+    stop_process,
+)
 
 import swimpy.core.engine as engine_module  # noqa: E402
 import swimpy.runtime.node as node_module  # noqa: E402
@@ -93,7 +100,6 @@ DEFAULT_OUT = _ROOT / "benchmarks" / "results" / "runtime.json"
 PARTS = ("cpu", "udp", "lateness")
 HOST = "127.0.0.1"
 #: SIGTERM, then SIGKILL after this many seconds
-TERM_TIMEOUT = 5.0
 #: paced rates of the udp part (datagrams per second), tried in order until one loses >5%
 UDP_RATES = (2_000, 5_000, 10_000, 12_500, 15_000, 17_500, 20_000, 22_500, 25_000, 30_000,
              40_000, 50_000, 60_000, 80_000, 100_000)
@@ -158,13 +164,7 @@ class Processes:
     def stop_all(self) -> None:
         while self.procs:
             _name, proc = self.procs.pop()
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=TERM_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_process(proc)
         while self._logs:
             self._logs.pop().close()
 

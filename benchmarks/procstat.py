@@ -5,11 +5,15 @@ bench_cluster.py, so both measure CPU, memory and load the same way)."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 #: clock ticks per second of /proc/PID/stat's utime and stime
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: how long a member may take to leave after SIGTERM before it gets SIGKILL
+TERM_TIMEOUT = 5.0
 
 
 def loadavg() -> list[float]:
@@ -61,3 +65,17 @@ def machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     total = sum(values[:8])  # guest time is already in user
     return total - values[3] - values[4] - values[7], total
+
+
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str],
+                 term_timeout: float = TERM_TIMEOUT) -> None:
+    """Stop ``proc`` by its PID: SIGTERM (a member leaves gracefully), SIGKILL if it is
+    still running after ``term_timeout``; nothing if it has exited already."""
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=term_timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from procstat import stop_process
+
 from cluster.events import ALIVE, DEAD, JOINED, LEFT, PARSERS, SUSPECT, Event
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 #: SIGTERM, then SIGKILL after this many seconds
-TERM_TIMEOUT = 5.0
 KINSHIP_DRIVER = Path(__file__).resolve().parent / "kinship_member.py"
 
 
@@ -229,14 +230,8 @@ class Member:
 
     def stop(self) -> None:
         """SIGTERM (a graceful leave), SIGKILL after ``TERM_TIMEOUT``; idempotent."""
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=TERM_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
         self.join_reader()
 
     def log_tail(self, chars: int = 2000) -> str:

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from procstat import cpu_seconds, free_ports, loadavg, machine_ticks, rss_mib
+from procstat import TERM_TIMEOUT, cpu_seconds, free_ports, loadavg, machine_ticks, rss_mib
 
-from cluster.adapters import TERM_TIMEOUT, EventLog, Member, System
+from cluster.adapters import EventLog, Member, System
 from cluster.events import DEAD, JOINED, SUSPECT, Event, suspicion_episodes
 from cluster.nftcount import NftCounters, traffic
 from cluster.sniff import Sniffer

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from swimpy.sim.scenario import Scenario, load_scenario
 from swimpy.sim.simulation import Simulation
 
-__all__ = ["SUMMARY_METRICS", "Progress", "percentile", "run", "summarize"]
+__all__ = ["DETECTION_METRICS", "SUMMARY_METRICS", "Progress", "percentile", "run", "summarize"]
 
 #: Top-level numbers summarised over runs.
 SUMMARY_METRICS = (

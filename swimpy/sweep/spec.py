@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from swimpy.profiles import Config, ConfigError, parse_duration
+from swimpy.sim.scenario import list_scenarios
 
 __all__ = [
     "CONFIG_FIELDS",
@@ -333,12 +334,6 @@ def _scenarios_dir() -> Any:
     return resources.files("swimpy").joinpath("scenarios")
 
 
-def _shipped_scenarios() -> list[str]:
-    return sorted(
-        p.name[: -len(".toml")] for p in _scenarios_dir().iterdir() if p.name.endswith(".toml")
-    )
-
-
 def _is_path(ref: str) -> bool:
     return ref.endswith(".toml") or "/" in ref or "\\" in ref
 
@@ -454,7 +449,7 @@ class _Parser:
         if "scenario" not in data:
             raise self.error(
                 "scenario",
-                "missing: the base scenario, a shipped name (" + ", ".join(_shipped_scenarios())
+                "missing: the base scenario, a shipped name (" + ", ".join(list_scenarios())
                 + "), a file path, or a [scenario] table",
             )
         ref = data["scenario"]
@@ -479,7 +474,7 @@ class _Parser:
             if not res.is_file():
                 raise self.error(
                     "scenario", f"{ref!r} is not a file and not a shipped scenario "
-                    f"({', '.join(_shipped_scenarios())})"
+                    f"({', '.join(list_scenarios())})"
                 )
             text = res.read_text(encoding="utf-8")
             source = f"swimpy/scenarios/{ref}.toml"
